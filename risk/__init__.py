@@ -1,0 +1,2 @@
+"""Social-security fund risk monitoring."""
+__version__ = "0.1.0"

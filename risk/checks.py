@@ -1,0 +1,350 @@
+"""Row validation with Great Expectations 1.x: one expectation suite per source, kept in checks/ in git.
+
+The suites are built from the contract (`build_suite`) and written once (`risk quality suites --write`);
+a test keeps the JSON in git equal to what the contract says. At run time the JSON is what is applied.
+
+Checks that need more than one value (an ID's check character, a birth date agreeing with the ID, a
+village known to the warehouse) are computed in pandas as `<column>__<check>` columns beside the
+delivered text, and the suite expects them to be true; every expectation carries, in `meta`, the field
+it speaks of and the reason a person reads in the quality queue (Chinese / English).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from risk import identity
+from risk.contract import SOURCES, Column, Source, Type
+from risk.settings import ROOT
+
+log = logging.getLogger(__name__)
+
+CHECKS_DIR = ROOT / "checks"
+
+DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+MONTH_RE = r"^\d{4}-(0[1-9]|1[0-2])$"
+TIMESTAMP_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})$"
+MONEY_RE = r"^-?\d{1,12}(\.\d{1,2})?$"
+REGION_RE = r"^\d{12}$"
+COUNTY_RE = r"^\d{6}000000$"
+CARD_NO_RE = r"^[0-9A-Z]{9}$"
+
+
+def _exp(kind: str, column: str, field: str, zh: str, en: str, **kwargs) -> dict:
+    return {"type": kind, "kwargs": {"column": column, **kwargs}, "meta": {"field": field, "zh": zh, "en": en}}
+
+
+def _column_expectations(c: Column) -> list[dict]:
+    n = c.name
+    out: list[dict] = []
+    if c.required:
+        out.append(_exp("expect_column_values_to_not_be_null", n, n, f"必填项{n}为空", f"{n} is empty"))
+    if c.type is Type.ENUM:
+        out.append(_exp("expect_column_values_to_be_in_set", n, n, f"{n}取值不在约定范围内（{'、'.join(c.values)}）",
+                        f"{n} is not one of {', '.join(c.values)}", value_set=list(c.values)))
+    elif c.type is Type.DATE:
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是YYYY-MM-DD日期", f"{n} is not a YYYY-MM-DD date",
+                        regex=DATE_RE))
+        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__real", n, f"{n}不是真实存在的日期",
+                        f"{n} is not a real calendar date", value_set=[True]))
+    elif c.type is Type.MONTH:
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是YYYY-MM月份", f"{n} is not a YYYY-MM month",
+                        regex=MONTH_RE))
+    elif c.type is Type.TIMESTAMP:
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是带时区的ISO 8601时间",
+                        f"{n} is not an ISO 8601 timestamp with offset", regex=TIMESTAMP_RE))
+        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__real", n, f"{n}不是真实存在的时间",
+                        f"{n} is not a real point in time", value_set=[True]))
+    elif c.type is Type.MONEY:
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是最多两位小数的金额",
+                        f"{n} is not an amount with at most two decimals", regex=MONEY_RE))
+        word_zh = "大于" if c.strict_min else "大于等于"
+        word_en = "greater than" if c.strict_min else "at least"
+        out.append(_exp("expect_column_values_to_be_between", f"{n}__yuan", n, f"{n}必须{word_zh}{c.min_value:g}",
+                        f"{n} must be {word_en} {c.min_value:g}", min_value=c.min_value, strict_min=c.strict_min))
+    elif c.type is Type.PERSON_ID:
+        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__valid", n, "身份证号无效（格式、校验位或出生日期）",
+                        "the resident ID is not valid (format, check character or birth date)", value_set=[True]))
+    elif c.type is Type.REGION_CODE:
+        county = n == "county_code"
+        out.append(_exp("expect_column_values_to_match_regex", n, n,
+                        f"{n}不是12位{'县区' if county else '区划'}代码", f"{n} is not a 12-digit {'county' if county else 'region'} code",
+                        regex=COUNTY_RE if county else REGION_RE))
+    if n == "card_no":
+        out.append(_exp("expect_column_values_to_match_regex", n, n, "社保卡号应为9位字母或数字",
+                        "card_no is not 9 letters or digits", regex=CARD_NO_RE))
+    return out
+
+
+EXTRA = {
+    "id_agrees": [
+        _exp("expect_column_values_to_be_in_set", "gender__agrees", "gender", "性别与身份证号第17位不符",
+             "gender does not agree with the ID's 17th digit", value_set=[True]),
+        _exp("expect_column_values_to_be_in_set", "birth_date__agrees", "birth_date", "出生日期与身份证号不符",
+             "birth_date does not agree with the ID", value_set=[True]),
+    ],
+    "known_village": [
+        _exp("expect_column_values_to_be_in_set", "village_code__known", "village_code", "村（社区）代码不是已知的村级区划",
+             "village_code is not a known village", value_set=[True]),
+    ],
+    "card_no_shape": [],
+    "region_code_shape": [
+        _exp("expect_column_values_to_be_in_set", "code__fits_level", "code", "区划代码与层级不符",
+             "code does not fit its level (city CCCC00000000, county CCCCCC000000, township CCCCCCTTT000)",
+             value_set=[True]),
+    ],
+    "parent_present": [
+        _exp("expect_column_values_to_be_in_set", "parent_code__fits", "parent_code", "上级代码缺失或不是上一级区划",
+             "parent_code is missing or is not the enclosing unit", value_set=[True]),
+    ],
+    "known_region": [
+        _exp("expect_column_values_to_be_in_set", "region_code__known", "region_code", "负责区划不是已知区划或与角色层级不符",
+             "region_code is not a known region of the role's level", value_set=[True]),
+    ],
+    "end_after_start": [
+        _exp("expect_column_values_to_be_in_set", "end_date__after_start", "end_date", "释放日期早于开始日期",
+             "end_date is before start_date", value_set=[True]),
+    ],
+}
+
+
+def build_suite(source: Source) -> dict:
+    expectations: list[dict] = []
+    for c in source.columns:
+        expectations.extend(_column_expectations(c))
+    for name in source.extra_checks:
+        expectations.extend(EXTRA[name])
+    return {"name": source.name, "meta": {"zh": source.zh, "en": source.en, "key": source.key},
+            "expectations": expectations}
+
+
+def suite_path(source: Source) -> Path:
+    return CHECKS_DIR / f"{source.name}.json"
+
+
+def write_suites(folder: Path = CHECKS_DIR) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in SOURCES:
+        p = folder / f"{s.name}.json"
+        p.write_text(json.dumps(build_suite(s), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        paths.append(p)
+    return paths
+
+
+# ---------------------------------------------------------------- derived columns
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the checks know beyond the file itself."""
+
+    villages: frozenset[str]
+    regions: dict[str, str]  # code -> level, warehouse and the same day's regions.csv
+    today: date
+
+
+def _real_dates(raw: pd.Series) -> pd.Series:
+    parsed = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
+    return _ok(raw, parsed.notna())
+
+
+def _ok(raw: pd.Series, ok: pd.Series) -> pd.Series:
+    """True/False where a value was delivered, missing where it was not (GX then skips the row)."""
+    return pd.Series(np.where(raw.isna(), None, ok.to_numpy(dtype=bool)), index=raw.index, dtype="object")
+
+
+@cache
+def _normalise_cached(raw: str, today: date) -> str | None:
+    return identity.try_normalise(raw, today)[0]
+
+
+def normalised_ids(raw: pd.Series, today: date) -> pd.Series:
+    """The §3 normalised ID for each value, missing where it cannot be made valid."""
+    uniques = raw.dropna().unique()
+    mapping = {u: _normalise_cached(u, today) for u in uniques}
+    return raw.map(mapping)
+
+
+def derive(source: Source, frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+    """The frame GX validates: delivered text (empty as missing) plus the derived check columns."""
+    df = frame.replace("", None) if len(frame) else frame.copy()
+    for c in source.columns:
+        n = c.name
+        col = df[n]
+        if c.type is Type.DATE:
+            df[f"{n}__real"] = _real_dates(col.where(col.str.match(DATE_RE, na=False)))
+        elif c.type is Type.TIMESTAMP:
+            parsed = pd.to_datetime(col.where(col.str.match(TIMESTAMP_RE, na=False)), format="ISO8601",
+                                    utc=True, errors="coerce")
+            df[f"{n}__real"] = _ok(col.where(col.str.match(TIMESTAMP_RE, na=False)), parsed.notna())
+        elif c.type is Type.MONEY:
+            df[f"{n}__yuan"] = pd.to_numeric(col.where(col.str.match(MONEY_RE, na=False)), errors="coerce")
+        elif c.type is Type.PERSON_ID:
+            df[f"{n}__norm"] = normalised_ids(col, ctx.today)
+            df[f"{n}__valid"] = _ok(col, df[f"{n}__norm"].notna())
+    extra = set(source.extra_checks)
+    if "id_agrees" in extra:
+        pid = df["person_id__norm"].fillna("")
+        valid = pid.str.len() == 18
+        gender_ok = pid.str.slice(16, 17).map(lambda d: ("M" if int(d) % 2 else "F") if d else None) == df["gender"]
+        birth_ok = (pid.str.slice(6, 10) + "-" + pid.str.slice(10, 12) + "-" + pid.str.slice(12, 14)) == df["birth_date"]
+        df["gender__agrees"] = _ok(df["gender"].where(valid), gender_ok)
+        df["birth_date__agrees"] = _ok(df["birth_date"].where(valid), birth_ok)
+    if "known_village" in extra:
+        df["village_code__known"] = _ok(df["village_code"], df["village_code"].isin(ctx.villages))
+    if "region_code_shape" in extra:
+        df["code__fits_level"] = _ok(df["code"], _fits_level(df["code"].fillna(""), df["level"].fillna("")))
+    if "parent_present" in extra:
+        levels = {**ctx.regions, **dict(zip(df["code"].fillna(""), df["level"].fillna(""), strict=True))}
+        expected_parent = df.apply(lambda r: _parent_of(r["code"], r["level"]), axis=1) if len(df) else df["code"]
+        fits = (df["parent_code"].fillna("") == expected_parent.fillna("")) & (
+            df["parent_code"].isna() | df["parent_code"].map(lambda p: p in levels))
+        df["parent_code__fits"] = _ok(df["code"], fits)
+    if "known_region" in extra:
+        role_level = df["role"].map({"village": "village", "township": "township", "county": "county",
+                                     "city": "city", "auditor": "city"})
+        known = df["region_code"].map(ctx.regions.get)
+        df["region_code__known"] = _ok(df["region_code"], known.notna() & (known == role_level))
+    if "end_after_start" in extra:
+        ok = df["end_date"].fillna("9999-12-31") >= df["start_date"].fillna("")
+        df["end_date__after_start"] = _ok(df["end_date"], ok)
+    return df.reset_index(drop=True)
+
+
+_LEVEL_SHAPES = {
+    "city": re.compile(r"^\d{4}0{8}$"),
+    "county": re.compile(r"^\d{6}0{6}$"),
+    "township": re.compile(r"^\d{9}000$"),
+    "village": re.compile(r"^\d{12}$"),
+}
+
+
+def _fits_level(code: pd.Series, level: pd.Series) -> pd.Series:
+    def fits(c: str, lv: str) -> bool:
+        shape = _LEVEL_SHAPES.get(lv)
+        if not shape or not shape.match(c):
+            return False
+        nested = {"city": c[4:6] == "00", "county": c[4:6] != "00", "township": c[6:9] != "000",
+                  "village": c[6:9] != "000" and c[9:] != "000"}
+        return nested[lv]
+
+    return pd.Series([fits(c, lv) for c, lv in zip(code, level, strict=True)], index=code.index)
+
+
+def _parent_of(code: str | None, level: str | None) -> str | None:
+    if not code or len(code) != 12:
+        return None
+    return {"city": None, "county": code[:4] + "0" * 8, "township": code[:6] + "0" * 6,
+            "village": code[:9] + "000"}.get(level or "")
+
+
+# ---------------------------------------------------------------- running the suites
+
+
+@cache
+def _gx():
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # pragma: no cover - only hides progress bars
+        log.debug("could not switch off GX progress bars")
+    datasource = context.data_sources.add_pandas("landing")
+    return gx, context, datasource
+
+
+@cache
+def _suite_and_batch(source_name: str):
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    gx, context, datasource = _gx()
+    spec = json.loads((CHECKS_DIR / f"{source_name}.json").read_text(encoding="utf-8"))
+    suite = gx.ExpectationSuite(name=spec["name"], meta=spec.get("meta", {}))
+    for e in spec["expectations"]:
+        suite.add_expectation_configuration(
+            ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {})))
+    suite = context.suites.add(suite)
+    asset = datasource.add_dataframe_asset(name=source_name)
+    batch_definition = asset.add_batch_definition_whole_dataframe("delivery")
+    return suite, batch_definition
+
+
+def warm_up() -> None:
+    """Import GX and load every suite (seconds): worth doing before the first file is timed."""
+    for s in SOURCES:
+        _suite_and_batch(s.name)
+
+
+@dataclass
+class Failure:
+    row: int  # position in the frame
+    field: str  # the delivered field it speaks of
+    column: str  # the column the expectation checked (a field or a derived `field__check`)
+    reason: str
+
+
+# checks against other data: a row failing only these may pass once the missing regions are delivered
+REFERENCE_CHECKS = frozenset({"village_code__known", "region_code__known", "parent_code__fits"})
+
+
+def run_suite(source: Source, checked: pd.DataFrame) -> tuple[bool, list[Failure], list[dict]]:
+    """Validate the derived frame; return (all passed, row failures, per-expectation statistics)."""
+    if checked.empty:
+        return True, [], []
+    suite, batch_definition = _suite_and_batch(source.name)
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": checked})
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    failures: list[Failure] = []
+    stats: list[dict] = []
+    for r in result.results:
+        cfg = r.expectation_config
+        meta = cfg.meta or {}
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {cfg.type} on {source.name} could not run: "
+                               f"{r.exception_info.get('exception_message')}")
+        unexpected = list(r.result.get("unexpected_index_list") or [])
+        stats.append({"expectation": cfg.type, "column": cfg.kwargs.get("column"), "field": meta.get("field"),
+                      "success": bool(r.success), "unexpected": len(unexpected),
+                      "zh": meta.get("zh"), "en": meta.get("en")})
+        for pos in unexpected:
+            row = pos if isinstance(pos, int | np.integer) else int(next(iter(pos.values())))
+            failures.append(Failure(int(row), meta.get("field", ""), cfg.kwargs.get("column", ""),
+                                    f"{meta.get('zh')} / {meta.get('en')}"))
+    return bool(result.success), failures, stats
+
+
+def reasons_by_row(failures: Iterable[Failure], checked: pd.DataFrame,
+                   sensitive: frozenset[str]) -> dict[int, tuple[str, str, bool]]:
+    """Row position -> (fields, reason text with the offending values, personal data masked; whether only
+    reference checks failed)."""
+    out: dict[int, list[Failure]] = {}
+    for f in failures:
+        out.setdefault(f.row, []).append(f)
+    result: dict[int, tuple[str, str, bool]] = {}
+    for row, fs in out.items():
+        parts, fields = [], []
+        for f in fs:
+            if f.field in fields and any(p.startswith(f.reason) for p in parts):
+                continue
+            value = checked.at[row, f.field] if f.field in checked.columns else None
+            shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+            if f.field in sensitive and shown:
+                shown = identity.mask_id(shown) if "id" in f.field else identity.mask_name(shown)
+            parts.append(f"{f.reason}（{f.field}='{shown}'）" if shown else f.reason)
+            if f.field not in fields:
+                fields.append(f.field)
+        result[row] = (",".join(fields), "; ".join(parts), all(f.column in REFERENCE_CHECKS for f in fs))
+    return result

@@ -1,0 +1,245 @@
+"""The `risk` command (contract §6). Exports go to standard output unless --out; progress goes to stderr.
+
+A person never sees a stack trace: known errors print their message, anything else a short line that
+points at the log file where the details are.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from risk.errors import RiskError
+from risk.settings import Settings
+
+log = logging.getLogger("risk")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _write(text: str, out: str | None) -> None:
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text, encoding="utf-8")
+        _say(f"已写入 / written: {out}")
+    else:
+        sys.stdout.write(text)
+
+
+def _settings(args) -> Settings:
+    return Settings.load(db=getattr(args, "db", None))
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_run(args) -> int:
+    from risk import pipeline
+
+    settings = _settings(args)
+    summary = pipeline.run(settings, args.landing, until=args.until, progress=_say)
+    _say(f"完成 / done in {summary.seconds:.1f} s; 数据质量报告 / data-quality report: {summary.report}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from risk import synth
+
+    result = synth.generate(args.out, people=args.people, months=args.months, seed=args.seed, progress=_say)
+    _say(json.dumps(result, ensure_ascii=False, default=str)[:2000])
+    return 0
+
+
+def cmd_alerts_export(args) -> int:
+    from risk import alerts
+    from risk.db import gateway
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    with gateway.transaction(settings.database_url) as conn:
+        _write(alerts.export(conn, args.format), args.out)
+    return 0
+
+
+def cmd_quality_export(args) -> int:
+    from risk import quality
+    from risk.db import gateway
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    with gateway.transaction(settings.database_url) as conn:
+        _write(quality.export_csv(conn), args.out)
+    return 0
+
+
+def cmd_quality_ledger(args) -> int:
+    from risk import quality
+    from risk.db import gateway
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    with gateway.transaction(settings.database_url) as conn:
+        led = quality.ledger(conn)
+    _write(led.to_csv(index=False), args.out)
+    unbalanced = led[~led["balanced"]]
+    if len(unbalanced):
+        _say(f"{len(unbalanced)} 个文件不平衡 / files do not balance")
+        return 1
+    return 0
+
+
+def cmd_quality_report(args) -> int:
+    from risk import pipeline
+
+    _say(f"数据质量报告 / data-quality report: {pipeline.write_quality_report(_settings(args))}")
+    return 0
+
+
+def cmd_quality_suites(args) -> int:
+    from risk import checks
+    from risk.contract import SOURCES
+
+    if args.write:
+        for p in checks.write_suites():
+            _say(f"written {p}")
+        return 0
+    stale = [s.name for s in SOURCES
+             if not checks.suite_path(s).exists()
+             or json.loads(checks.suite_path(s).read_text(encoding="utf-8")) != checks.build_suite(s)]
+    if stale:
+        _say(f"checks/ 与数据约定不一致 / checks/ differs from the contract: {', '.join(stale)}; "
+             "run `risk quality suites --write`")
+        return 1
+    _say("checks/ 与数据约定一致 / checks/ agrees with the contract")
+    return 0
+
+
+def cmd_db_migrate(args) -> int:
+    from risk.db import gateway
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    _say(f"数据库已是最新结构 / warehouse schema is up to date: {gateway.safe_url(settings.database_url)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from risk import demo
+
+    return demo.main(out=Path(args.out), people=args.people, months=args.months, seed=args.seed, say=_say)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", help="数据库URL / database URL (default: RISK_DATABASE_URL, else var/risk.db)")
+
+
+def _out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="写入文件而不是标准输出 / write to this file instead of standard output")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="risk", description="社保基金风险监测 / social-security fund risk monitoring")
+    ap.add_argument("-v", "--verbose", action="store_true", help="更多日志 / more logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="加载所有未加载的交付日，然后检测 / load every pending delivery day, then detect")
+    p.add_argument("--landing", required=True, help="落地目录 / landing folder")
+    p.add_argument("--until", help="只加载此日（含）之前的交付日 / load delivery days up to this day (YYYY-MM-DD)")
+    _db(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help="生成合成城市数据 / generate a synthetic city landing")
+    p.add_argument("--out", required=True)
+    p.add_argument("--people", type=int, default=5000)
+    p.add_argument("--months", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
+
+    alerts = sub.add_parser("alerts", help="预警 / alerts").add_subparsers(dest="action", required=True)
+    p = alerts.add_parser("export", help="导出预警 / export alerts")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_export)
+
+    q = sub.add_parser("quality", help="数据质量 / data quality").add_subparsers(dest="action", required=True)
+    p = q.add_parser("export", help="导出拒收行 / export rejected rows")
+    p.add_argument("--format", choices=["csv"], default="csv")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_quality_export)
+    p = q.add_parser("ledger", help="每个文件的台账 / per-file ledger (exit 1 if a file does not balance)")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_quality_ledger)
+    p = q.add_parser("report", help="生成数据质量报告 / write the data-quality report")
+    _db(p)
+    p.set_defaults(func=cmd_quality_report)
+    p = q.add_parser("suites", help="检查或重写 checks/ 的期望套件 / check or rewrite the expectation suites")
+    p.add_argument("--write", action="store_true")
+    p.set_defaults(func=cmd_quality_suites)
+
+    d = sub.add_parser("db", help="数据库 / warehouse").add_subparsers(dest="action", required=True)
+    p = d.add_parser("migrate", help="迁移到最新结构 / migrate to the newest schema")
+    _db(p)
+    p.set_defaults(func=cmd_db_migrate)
+
+    p = sub.add_parser("demo", help="演示：生成城市并经Airflow运行 / demo: a synthetic city through the real DAG")
+    p.add_argument("--out", default="var/demo")
+    p.add_argument("--people", type=int, default=5000)
+    p.add_argument("--months", type=int, default=12)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def _setup_logging(verbose: bool) -> Path:
+    log_dir = Settings.load().var_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "risk.log"
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fh = logging.FileHandler(path, encoding="utf-8")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(fh)
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setLevel(logging.INFO if verbose else logging.WARNING)
+    sh.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(sh)
+    for noisy in ("great_expectations", "alembic", "py.warnings"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    args = parser().parse_args(argv)
+    log_path = _setup_logging(args.verbose)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except RiskError as e:
+        _say(f"错误 / error: {e}")
+        return 2
+    except KeyboardInterrupt:
+        _say("已中断 / interrupted")
+        return 130
+    except Exception as e:  # the details go to the log, not to the person
+        log.error("unexpected error in `risk %s`:\n%s", args.command, traceback.format_exc())
+        _say(f"内部错误 / internal error: {type(e).__name__}: {str(e)[:300]}\n详情见 / details in {log_path}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

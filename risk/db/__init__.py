@@ -1,0 +1,1 @@
+"""The warehouse: tables, migrations and the one gateway every statement goes through."""

@@ -1,0 +1,128 @@
+"""The one way to the warehouse: engines, migrations, transactions and bulk writes.
+
+Dialect differences (SQLite pragmas, PostgreSQL COPY) live here and nowhere else.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cache
+def engine_for(url: str) -> Engine:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cur = dbapi_connection.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        # let SQLAlchemy, not pysqlite, decide where a transaction begins (one day = one transaction)
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_connection, _record):  # pragma: no cover - trivial
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # pragma: no cover - trivial
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Bring the warehouse to the newest schema (creates it on first use)."""
+    from alembic import command
+
+    engine = engine_for(url)
+    cfg = alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@contextmanager
+def transaction(url: str) -> Iterator[Connection]:
+    with engine_for(url).begin() as conn:
+        yield conn
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Insert every row of `frame` (columns named as the table's) into `table`; COPY on PostgreSQL."""
+    if frame.empty:
+        return 0
+    cols = [c.name for c in table.columns if c.name in frame.columns]
+    frame = frame[cols]
+    if is_postgres(conn):
+        return _copy(conn, table, frame)
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    conn.execute(table.insert(), records)
+    return len(records)
+
+
+def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=False, na_rep="\\N", sep="\t", date_format="%Y-%m-%d %H:%M:%S")
+    raw = conn.connection.dbapi_connection
+    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    with raw.cursor() as cur:
+        with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT text)') as copy:
+            copy.write(buf.getvalue())
+    return len(frame)
+
+
+def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, columns: list[str]) -> pd.DataFrame:
+    """Rows of `table` whose `key` is among `keys`, with `columns` (a temporary table does the join)."""
+    if keys.empty:
+        return pd.DataFrame(columns=[key, *columns])
+    conn.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS incoming_key (k VARCHAR(200) PRIMARY KEY)"))
+    conn.execute(text("DELETE FROM incoming_key"))
+    unique = pd.DataFrame({"k": keys.drop_duplicates().astype(str)})
+    if is_postgres(conn):
+        buf = io.StringIO()
+        unique.to_csv(buf, index=False, header=False)
+        with conn.connection.dbapi_connection.cursor() as cur:
+            with cur.copy("COPY incoming_key (k) FROM STDIN WITH (FORMAT csv)") as copy:
+                copy.write(buf.getvalue())
+    else:
+        conn.execute(text("INSERT INTO incoming_key (k) VALUES (:k)"), unique.to_dict("records"))
+    cols = ", ".join(f't."{c}"' for c in [key, *columns])
+    rows = conn.execute(text(f'SELECT {cols} FROM "{table.name}" t JOIN incoming_key i ON t."{key}" = i.k')).all()
+    return pd.DataFrame(rows, columns=[key, *columns])

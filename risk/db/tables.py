@@ -1,0 +1,183 @@
+"""The warehouse's tables (SQLAlchemy Core). Schema changes go through Alembic migrations only.
+
+Money is stored in whole fen (`*_cents`, BIGINT) so that sums are exact on SQLite and PostgreSQL alike;
+dates as dates and benefit months as the first day of the month, so the same SQL runs on both.
+Every fact row keeps its provenance: the delivery day, the file and the 1-based line it came from.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def provenance() -> list[Column]:
+    return [
+        Column("delivery_day", String(10), nullable=False),
+        Column("source_file", String(200), nullable=False),
+        Column("source_line", Integer, nullable=False),
+        Column("row_hash", String(32), nullable=False),
+    ]
+
+
+region = Table(
+    "region", metadata,
+    Column("code", String(12), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("parent_code", String(12)),
+    *provenance(),
+)
+
+recipient = Table(
+    "recipient", metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("gender", String(1), nullable=False),
+    Column("birth_date", Date, nullable=False),
+    Column("village_code", String(12), nullable=False, index=True),
+    Column("bank_account", String(40), nullable=False),
+    Column("card_no", String(20), nullable=False),
+    Column("last_certified_on", Date),
+    Column("phone", String(30)),
+    *provenance(),
+)
+
+supervisor = Table(
+    "supervisor", metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(10), nullable=False),
+    Column("region_code", String(12), nullable=False),
+    Column("email", String(200)),
+    Column("notify_url", String(500)),
+    *provenance(),
+)
+
+payment = Table(
+    "payment", metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("person_id", String(18), nullable=False, index=True),
+    Column("benefit_type", String(24), nullable=False),
+    Column("period", Date, nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("paid_on", Date, nullable=False),
+    Column("bank_account", String(40), nullable=False),
+    *provenance(),
+    Index("ix_payment_bank_account_period", "bank_account", "period"),
+)
+
+card_event = Table(
+    "card_event", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("person_id", String(18), nullable=False, index=True),
+    Column("card_no", String(20), nullable=False),
+    Column("occurred_at", String(40), nullable=False),  # as delivered, with its offset
+    Column("occurred_utc", DateTime, nullable=False),
+    Column("occurred_on", Date, nullable=False),  # the Beijing (UTC+8) day
+    Column("occurred_hour", SmallInteger, nullable=False),  # the Beijing hour, 0-23
+    Column("event_type", String(16), nullable=False),
+    Column("county_code", String(12), nullable=False),
+    Column("institution_id", String(64), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("admitted_on", Date),
+    *provenance(),
+)
+
+death = Table(
+    "death", metadata,
+    Column("record_id", String(64), primary_key=True),
+    Column("person_id", String(18), nullable=False, index=True),
+    Column("person_id_delivered", String(20), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("death_date", Date, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("reported_on", Date, nullable=False),
+    *provenance(),
+)
+
+incarceration = Table(
+    "incarceration", metadata,
+    Column("record_id", String(64), primary_key=True),
+    Column("person_id", String(18), nullable=False, index=True),
+    Column("person_id_delivered", String(20), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("sentence_type", String(20), nullable=False),
+    Column("start_date", Date, nullable=False),
+    Column("end_date", Date),
+    *provenance(),
+)
+
+# ---------------------------------------------------------------- bookkeeping
+
+delivery = Table(
+    "delivery", metadata,
+    Column("day", String(10), primary_key=True),
+    Column("loaded_at", DateTime, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("warnings", Text, nullable=False, default="[]"),  # JSON list of plain sentences
+)
+
+delivery_file = Table(
+    "delivery_file", metadata,
+    Column("delivery_day", String(10), primary_key=True),
+    Column("source", String(20), primary_key=True),
+    Column("file_name", String(200), nullable=False),
+    Column("rows_read", Integer, nullable=False),
+    Column("rejected_whole", Boolean, nullable=False, default=False),
+    Column("seconds", Integer, nullable=False, default=0),  # milliseconds would be false precision
+    Column("warnings", Text, nullable=False, default="[]"),
+)
+
+quality_issue = Table(
+    "quality_issue", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("delivery_day", String(10), nullable=False),
+    Column("file_name", String(200), nullable=False),
+    Column("line", Integer),  # empty when the whole file is rejected
+    Column("record_key", String(200)),
+    Column("kind", String(12), nullable=False),  # file | row | invalid | reference | conflict
+    Column("field", String(200)),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),  # the delivered row as JSON, so nothing quarantined is lost
+    UniqueConstraint("source", "delivery_day", "line"),
+    Index("ix_quality_issue_source_record_key", "source", "record_key"),
+)
+
+# Every valid delivered row that is not the standing row of its key: an exact re-delivery (same row_hash as
+# the standing row), a conflict (other content; also in quality_issue), or, for upsert sources, a version
+# superseded by a later delivery. Kept so that any order of loading ends in the same classification.
+sighting = Table(
+    "sighting", metadata,
+    Column("source", String(20), primary_key=True),
+    Column("delivery_day", String(10), primary_key=True),
+    Column("source_line", Integer, primary_key=True),
+    Column("record_key", String(200), nullable=False),
+    Column("source_file", String(200), nullable=False),
+    Column("row_hash", String(32), nullable=False),
+    Column("kind", String(12), nullable=False),  # redelivery | conflict | superseded
+    Column("within_file", Boolean, nullable=False),  # a repeat of a key earlier in the same file
+    Index("ix_sighting_source_record_key", "source", "record_key"),
+)
+
+FACT_TABLES = {"regions": region, "recipients": recipient, "supervisors": supervisor, "payments": payment,
+               "card_events": card_event, "deaths": death, "incarcerations": incarceration}

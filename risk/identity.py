@@ -1,0 +1,77 @@
+"""Resident ID numbers (GB 11643-1999), contract §3: validation, legacy conversion, masking."""
+from __future__ import annotations
+
+import re
+from datetime import date
+
+WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+CHECK_CHARS = "10X98765432"
+_ID18 = re.compile(r"^\d{17}[\dX]$")
+_ID15 = re.compile(r"^\d{15}$")
+
+
+def check_char(first17: str) -> str:
+    return CHECK_CHARS[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
+
+
+def birth_date_of(id18: str) -> date | None:
+    try:
+        return date(int(id18[6:10]), int(id18[10:12]), int(id18[12:14]))
+    except ValueError:
+        return None
+
+
+def gender_of(id18: str) -> str:
+    return "M" if int(id18[16]) % 2 == 1 else "F"
+
+
+class InvalidId(ValueError):
+    """The value cannot be made a valid resident ID; the message says why (in Chinese and English)."""
+
+
+def normalise(raw: str, today: date | None = None) -> str:
+    """Return the valid 18-character ID for `raw`, or raise InvalidId saying why.
+
+    Upper-cases a trailing x; turns a 15-digit legacy ID into 18 digits (insert "19" after digit 6,
+    append the check character). The address code is never checked: abolished codes stay valid.
+    """
+    value = (raw or "").strip().upper()
+    if not value:
+        raise InvalidId("身份证号为空 / ID number is empty")
+    if _ID15.match(value):
+        first17 = value[:6] + "19" + value[6:]
+        value = first17 + check_char(first17)
+    if not _ID18.match(value):
+        raise InvalidId("身份证号格式不符（应为18位，末位数字或X）/ ID number is not 18 characters ending in a digit or X")
+    born = birth_date_of(value)
+    if born is None:
+        raise InvalidId("身份证号中的出生日期不存在 / the birth date in the ID number is not a real date")
+    if born > (today or date.today()):
+        raise InvalidId("身份证号中的出生日期在未来 / the birth date in the ID number is in the future")
+    if check_char(value[:17]) != value[17]:
+        raise InvalidId("身份证号校验位错误 / the ID number's check character is wrong")
+    return value
+
+
+def try_normalise(raw: str, today: date | None = None) -> tuple[str | None, str | None]:
+    """(normalised ID, None) or (None, reason)."""
+    try:
+        return normalise(raw, today), None
+    except InvalidId as e:
+        return None, str(e)
+
+
+def mask_id(person_id: str | None) -> str:
+    """`430102********1234`: keep the address code and the last four characters."""
+    if not person_id:
+        return ""
+    if len(person_id) < 10:
+        return "*" * len(person_id)
+    return person_id[:6] + "*" * (len(person_id) - 10) + person_id[-4:]
+
+
+def mask_name(name: str | None) -> str:
+    """`张*`, `欧阳**`: keep the first character (the family name)."""
+    if not name:
+        return ""
+    return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
