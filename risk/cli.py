@@ -11,6 +11,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 from risk.errors import RiskError
@@ -44,6 +45,9 @@ def cmd_run(args) -> int:
 
     settings = _settings(args)
     summary = pipeline.run(settings, args.landing, until=args.until, progress=_say)
+    runs = settings.var_dir / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "last-run.json").write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=1), encoding="utf-8")
     _say(f"完成 / done in {summary.seconds:.1f} s; 数据质量报告 / data-quality report: {summary.report}")
     return 0
 

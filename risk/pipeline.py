@@ -83,6 +83,7 @@ class FileSummary:
     superseded: int = 0
     rejected_whole: str | None = None
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)  # read, validate, store: seconds each
     warnings: list[str] = field(default_factory=list)
 
 
@@ -133,16 +134,20 @@ def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSu
         _record_file(conn, s, rejected_whole=True)
         return s
     s.warnings = read.warnings
+    t_read = time.monotonic()
     rejections = [quality.Rejection(line, None, "row", "", why) for line, why in read.bad_rows]
     accepted, invalid = validate(conn, source, read.frame, day)
     rejections += invalid
     rows = typed_rows(source, accepted, day, label)
+    t_valid = time.monotonic()
     stored = store(conn, source, rows)
     quality.record(conn, source.name, day, label, rejections)
+    s.stages = {"read": round(t_read - started, 3), "validate": round(t_valid - t_read, 3),
+                "store": round(time.monotonic() - t_valid, 3)}
     s.read = read.rows_read
     s.loaded, s.redelivered, s.superseded = stored.loaded, stored.redelivered, stored.superseded
     s.rejected = len(rejections) + stored.conflicts
-    s.seconds = round(time.monotonic() - started, 2)
+    s.seconds = round(time.monotonic() - started, 3)
     _record_file(conn, s, rejected_whole=False)
     return s
 
@@ -167,7 +172,7 @@ def _record_file(conn: Connection, s: FileSummary, rejected_whole: bool) -> None
         (delivery_file.c.delivery_day == day) & (delivery_file.c.source == s.source)))
     conn.execute(delivery_file.insert().values(
         delivery_day=day, source=s.source, file_name=s.file, rows_read=s.read, rejected_whole=rejected_whole,
-        seconds=int(round(s.seconds)), warnings=json.dumps(s.warnings, ensure_ascii=False)))
+        load_ms=int(round(s.seconds * 1000)), warnings=json.dumps(s.warnings, ensure_ascii=False)))
 
 
 def readmit(conn: Connection, day: str) -> int:

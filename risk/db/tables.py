@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     DateTime,
@@ -26,6 +27,7 @@ metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
 })
 
 
@@ -45,6 +47,7 @@ region = Table(
     Column("level", String(10), nullable=False),
     Column("parent_code", String(12)),
     *provenance(),
+    CheckConstraint("level IN ('city', 'county', 'township', 'village')", name="level"),
 )
 
 recipient = Table(
@@ -83,6 +86,7 @@ payment = Table(
     Column("bank_account", String(40), nullable=False),
     *provenance(),
     Index("ix_payment_bank_account_period", "bank_account", "period"),
+    CheckConstraint("amount_cents > 0", name="amount_positive"),
 )
 
 card_event = Table(
@@ -100,6 +104,8 @@ card_event = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("admitted_on", Date),
     *provenance(),
+    CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
+    CheckConstraint("occurred_hour BETWEEN 0 AND 23", name="hour"),
 )
 
 death = Table(
@@ -143,7 +149,7 @@ delivery_file = Table(
     Column("file_name", String(200), nullable=False),
     Column("rows_read", Integer, nullable=False),
     Column("rejected_whole", Boolean, nullable=False, default=False),
-    Column("seconds", Integer, nullable=False, default=0),  # milliseconds would be false precision
+    Column("load_ms", Integer, nullable=False, default=0),  # wall time of reading, checking and loading it
     Column("warnings", Text, nullable=False, default="[]"),
 )
 
@@ -160,6 +166,7 @@ quality_issue = Table(
     Column("reason", Text, nullable=False),
     Column("raw", Text),  # the delivered row as JSON, so nothing quarantined is lost
     UniqueConstraint("source", "delivery_day", "line"),
+    CheckConstraint("kind IN ('file', 'row', 'invalid', 'reference', 'conflict')", name="kind"),
     Index("ix_quality_issue_source_record_key", "source", "record_key"),
 )
 
@@ -177,6 +184,7 @@ sighting = Table(
     Column("kind", String(12), nullable=False),  # redelivery | conflict | superseded
     Column("within_file", Boolean, nullable=False),  # a repeat of a key earlier in the same file
     Index("ix_sighting_source_record_key", "source", "record_key"),
+    CheckConstraint("kind IN ('redelivery', 'conflict', 'superseded')", name="kind"),
 )
 
 FACT_TABLES = {"regions": region, "recipients": recipient, "supervisors": supervisor, "payments": payment,

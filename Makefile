@@ -1,0 +1,40 @@
+# Everything starts from a fresh clone: each target creates .venv when it is missing.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint conformance bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: a synthetic city (5,000 people, 12 months) through the real Airflow DAG on SQLite
+demo: $(STAMP)
+	$(BIN)/risk demo --out var/demo
+
+## test: the whole suite (SQLite always; PostgreSQL, Airflow and the rest where marked)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test-fast: SQLite only, no Airflow
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not postgres and not airflow and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check risk dags tests benchmarks
+	$(BIN)/mypy risk
+
+## conformance: the contract's sample landing against what it must produce
+conformance: $(STAMP)
+	../shared/tools/conformance
+
+## bench: risk run against DuckDB reading the same CSV files (a benchmark, not a test)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.ingest --people 100000 --months 12
+
+clean:
+	rm -rf var
