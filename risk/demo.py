@@ -23,7 +23,7 @@ def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], No
     settings = Settings(database_url=f"sqlite:///{out / 'risk.db'}", var_dir=out)
     say("② 经Airflow运行每晚任务 / running the nightly DAG through Airflow (dag.test)")
     result = orchestration.run_dag_test(landing=out / "landing", db_url=settings.database_url, var_dir=out,
-                                        progress=lambda m: say(f"   {m}"))
+                                        echo=lambda m: say(f"   {m}"))
     say(f"   DAG 运行状态 / run state: {result.get('state')}")
 
     with gateway.transaction(settings.database_url) as conn:

@@ -1,0 +1,127 @@
+"""fund_risk_nightly: load every delivery day not loaded yet, then run the rules and the quality report.
+
+Declarations only: each task calls one `risk.pipeline` function, the same ones `risk run` calls.
+Tasks hand each other keys (delivery days); the landing folder, warehouse and `until` day come from
+the run's conf (`{"landing": DIR, "db": URL, "until": "YYYY-MM-DD", "var_dir": DIR}`), else from
+RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR, and `until` else from the logical date's day in
+Asia/Shanghai (a run triggered without a logical date and without `until` loads every day).
+
+Parsing this file imports nothing heavy and opens no database: `risk.pipeline` is imported inside
+the tasks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from risk.ops_notify import notify_operators
+
+if TYPE_CHECKING:
+    from risk.orchestration import RunConfig
+
+_OPTIONAL_TEXT = ["null", "string"]
+
+
+def _run() -> RunConfig:
+    """This run's settings, landing folder and until day; a bad conf fails the task without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from risk.orchestration import RunConfigError, resolve_run
+
+    context = get_current_context()
+    try:
+        return resolve_run(context["params"], context.get("logical_date"))
+    except RunConfigError as error:
+        raise AirflowFailException(str(error)) from error
+
+
+@dag(
+    dag_id="fund_risk_nightly",
+    description="Nightly ingest of the landing folder, rules → alerts, data-quality report",
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2025, 1, 1, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=6),
+    default_args={
+        "owner": "fund-risk",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=10),
+        "on_failure_callback": notify_operators,
+    },
+    params={
+        "landing": Param(None, type=_OPTIONAL_TEXT, description="landing folder (default: RISK_LANDING)"),
+        "until": Param(
+            None,
+            type=_OPTIONAL_TEXT,
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+            description="load delivery days up to this day (default: the logical date's day)",
+        ),
+        "db": Param(None, type=_OPTIONAL_TEXT, description="warehouse URL (default: RISK_DATABASE_URL)"),
+        "var_dir": Param(
+            None, type=_OPTIONAL_TEXT, description="reports/outbox folder (default: RISK_VAR_DIR)"
+        ),
+    },
+    tags=["fund-risk"],
+)
+def fund_risk_nightly():
+    @task
+    def migrate() -> None:
+        from risk import pipeline
+
+        pipeline.prepare(_run().settings)
+
+    @task
+    def find_pending_days() -> list[str]:
+        from risk import pipeline
+        from risk.orchestration import MissingLanding
+
+        run = _run()
+        try:
+            run.require_landing()
+        except MissingLanding as error:  # a wrong landing path does not heal itself: no retries
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(error)) from error
+        return pipeline.pending_days(run.settings, run.landing, until=run.until)
+
+    @task(max_active_tis_per_dagrun=1, map_index_template="{{ task.op_kwargs['day'] }}")
+    def load_day(day: str) -> list[dict]:
+        """Load `day`, and first any earlier day still pending.
+
+        The scheduler runs the mapped days one at a time in map-index order, but a retried day, or
+        dag.test(), which ignores max_active_tis_per_dagrun, can put a later day first; loading
+        what is pending up to `day`, oldest first, keeps the warehouse filled in delivery order.
+        A day an earlier task already loaded is not pending any more and is not loaded twice.
+        """
+        from risk import pipeline
+
+        run = _run()
+        return [
+            pipeline.load_day(run.settings, run.landing, pending)
+            for pending in pipeline.pending_days(run.settings, run.landing, until=day)
+        ]
+
+    @task(trigger_rule="none_failed")  # also when no day was pending (load_day then is skipped)
+    def detect() -> dict:
+        from risk import pipeline
+
+        run = _run()
+        return pipeline.detect(run.settings, as_of=run.until)
+
+    @task
+    def quality_report() -> str:
+        from risk import pipeline
+
+        return pipeline.write_quality_report(_run().settings)
+
+    days = find_pending_days()
+    migrate() >> days
+    load_day.expand(day=days) >> detect() >> quality_report()
+
+
+fund_risk_nightly()
