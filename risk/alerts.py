@@ -1,27 +1,37 @@
-"""Alerts: one per (rule, person), exported per contract §5.
-
-The rule engine that raises them is the next piece of work; until it lands the export has its columns and
-no rows, so scripts and the conformance check can already read it.
-"""
+"""Alerts: one per (rule, person), exported per contract §5."""
 from __future__ import annotations
 
 import csv
 import io
 import json
+from decimal import Decimal
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
+
+from risk.db.tables import alert
 
 EXPORT_COLUMNS = ["alert_id", "rule", "person_id", "village_code", "severity", "score", "amount_at_risk",
                   "first_seen", "status", "evidence"]
 
 
+def yuan(cents: int) -> str:
+    """Exact: integer fen to a two-place decimal string."""
+    return str((Decimal(int(cents)) / 100).quantize(Decimal("0.01")))
+
+
 def export_rows(conn: Connection) -> list[dict]:
-    return []
+    q = select(alert).order_by(alert.c.rule, alert.c.person_id)
+    return [{"alert_id": r.alert_id, "rule": r.rule, "person_id": r.person_id, "village_code": r.village_code or "",
+             "severity": r.severity, "score": r.score, "amount_at_risk": yuan(r.amount_at_risk_cents),
+             "first_seen": r.first_seen, "status": r.status, "evidence": r.evidence}
+            for r in conn.execute(q)]
 
 
 def export(conn: Connection, fmt: str) -> str:
     rows = export_rows(conn)
     if fmt == "json":
+        for r in rows:
+            r["evidence"] = json.loads(r["evidence"])
         return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, delete, select, update
 
 from risk.contract import Kind, Source, Type
 from risk.db.gateway import insert_frame, keys_present
-from risk.db.tables import FACT_TABLES, quality_issue, sighting
+from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
 
 PROVENANCE = ["delivery_day", "source_file", "source_line", "row_hash"]
 
@@ -192,3 +192,21 @@ def _reclassify(conn: Connection, source: Source, keys: list[str], standing: pd.
                 sighting.c.source == r.source, sighting.c.delivery_day == r.delivery_day,
                 sighting.c.source_line == r.source_line)).values(kind=r.kind))
         _record_conflicts(conn, source, found[found["kind"] == "conflict"], st)
+
+
+def record_certifications(conn: Connection, rows: pd.DataFrame) -> int:
+    """Keep every certification date a valid recipients row names (superseded rows too)."""
+    if rows.empty or "last_certified_on" not in rows:
+        return 0
+    named = rows[rows["last_certified_on"].notna()]
+    if named.empty:
+        return 0
+    certs = pd.DataFrame({"person_id": named["person_id"], "certified_on": named["last_certified_on"],
+                          "delivery_day": named["delivery_day"], "source_line": named["source_line"],
+                          "source_file": named["source_file"]})
+    day = certs["delivery_day"].iloc[0]
+    known = set(conn.execute(select(certification.c.source_line).where(certification.c.delivery_day == day)).scalars())
+    if known:
+        certs = certs[~certs["source_line"].isin(known)]
+    insert_frame(conn, certification, certs)
+    return len(certs)

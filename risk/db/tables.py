@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -189,3 +190,37 @@ sighting = Table(
 
 FACT_TABLES = {"regions": region, "recipients": recipient, "supervisors": supervisor, "payments": payment,
                "card_events": card_event, "deaths": death, "incarcerations": incarceration}
+
+# Every certification date a recipients delivery has named (superseded deliveries too): the rule
+# certification_overdue needs the latest one on or before each paid period, not only today's value.
+certification = Table(
+    "certification", metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("certified_on", Date, primary_key=True),
+    Column("delivery_day", String(10), primary_key=True),
+    Column("source_line", Integer, primary_key=True),
+    Column("source_file", String(200), nullable=False),
+)
+
+# ---------------------------------------------------------------- alerts
+
+alert = Table(
+    "alert", metadata,
+    Column("alert_id", String(40), primary_key=True),  # derived from rule and person: stable across reruns
+    Column("rule", String(40), nullable=False),
+    Column("rule_version", Integer, nullable=False),
+    Column("person_id", String(18), nullable=False, index=True),
+    Column("village_code", String(12), index=True),
+    Column("severity", String(8), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("amount_at_risk_cents", BigInteger, nullable=False),
+    Column("first_seen", String(10), nullable=False),  # the delivery day on which it was first raised
+    Column("last_changed", String(10), nullable=False),  # the delivery day its evidence last changed
+    Column("status", String(16), nullable=False, default="new"),
+    Column("evidence", Text, nullable=False),  # JSON list of facts, each with its file and line
+    Column("evidence_count", Integer, nullable=False),
+    Column("explanation", Text),  # JSON, frozen when raised (anomaly alerts)
+    UniqueConstraint("rule", "person_id"),
+    CheckConstraint("severity IN ('high', 'medium', 'low')", name="severity"),
+    CheckConstraint("amount_at_risk_cents >= 0", name="amount_not_negative"),
+)
