@@ -133,6 +133,21 @@ def cmd_db_migrate(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from risk import evaluate
+    from risk.db import gateway
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    with gateway.transaction(settings.database_url) as conn:
+        scores, wrongs = evaluate.evaluate(conn, Path(args.truth))
+    _write(evaluate.table(scores), args.out)
+    for w in wrongs:
+        _say(f"合法情形被误报 / lawful case flagged: {w}")
+    perfect = all(s.precision == 1 and s.recall == 1 and s.exact == s.hits for s in scores) and not wrongs
+    return 0 if perfect else 1
+
+
 def cmd_demo(args) -> int:
     from risk import demo
 
@@ -191,6 +206,12 @@ def parser() -> argparse.ArgumentParser:
     p = q.add_parser("suites", help="检查或重写 checks/ 的期望套件 / check or rewrite the expectation suites")
     p.add_argument("--write", action="store_true")
     p.set_defaults(func=cmd_quality_suites)
+
+    p = sub.add_parser("evaluate", help="与合成城市的真值比较 / compare the alerts with a synthetic city's truth")
+    p.add_argument("--truth", required=True, help="truth folder written by `risk generate` (DIR/truth)")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_evaluate)
 
     d = sub.add_parser("db", help="数据库 / warehouse").add_subparsers(dest="action", required=True)
     p = d.add_parser("migrate", help="迁移到最新结构 / migrate to the newest schema")
