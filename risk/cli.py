@@ -67,7 +67,7 @@ def cmd_alerts_export(args) -> int:
     settings = _settings(args)
     gateway.migrate(settings.database_url)
     with gateway.transaction(settings.database_url) as conn:
-        _write(alerts.export(conn, args.format), args.out)
+        _write(alerts.export(conn, args.format, include_withdrawn=args.all), args.out)
     return 0
 
 
@@ -186,6 +186,8 @@ def parser() -> argparse.ArgumentParser:
     alerts = sub.add_parser("alerts", help="预警 / alerts").add_subparsers(dest="action", required=True)
     p = alerts.add_parser("export", help="导出预警 / export alerts")
     p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--all", action="store_true",
+                   help="也导出因数据更正而撤销的预警 / also alerts withdrawn because later data replaced their facts")
     _out(p)
     _db(p)
     p.set_defaults(func=cmd_alerts_export)

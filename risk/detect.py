@@ -17,6 +17,9 @@ from risk.db.tables import alert, recipient
 from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
 
 
+WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
+
+
 def alert_id(rule: str, person_id: str) -> str:
     """Stable across reruns and databases: derived from the rule and the person."""
     return "A" + hashlib.sha256(f"{rule}|{person_id}".encode()).hexdigest()[:15].upper()
@@ -28,6 +31,7 @@ class RuleOutcome:
     alerts: int = 0
     raised: int = 0
     extended: int = 0
+    withdrawn: int = 0
     amount_cents: int = 0
     seconds: float = 0.0
 
@@ -53,18 +57,33 @@ def _facts_json(facts: pd.DataFrame) -> str:
     return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
+def _withdraw(conn: Connection, rule: Rule, existing: dict, still_flagged: set, as_of: str) -> int:
+    """Alerts whose facts are gone (a later-loaded older delivery replaced them) are withdrawn, not
+    deleted: their evidence stays for the record, their amount at risk becomes 0; they come back as new
+    if facts flag the person again."""
+    gone = [p for p, r in existing.items() if p not in still_flagged and r.status != WITHDRAWN]
+    for person_id in gone:
+        conn.execute(update(alert).where(alert.c.alert_id == alert_id(rule.code, person_id)).values(
+            status=WITHDRAWN, amount_at_risk_cents=0, last_changed=as_of))
+    return len(gone)
+
+
 def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
     started = time.monotonic()
     outcome = RuleOutcome(rule.code)
     evidence = evidence_of(rule, conn)
     if evidence.empty:
+        existing = {r.person_id: r for r in conn.execute(
+            select(alert.c.person_id, alert.c.status).where(alert.c.rule == rule.code))}
+        outcome.withdrawn = _withdraw(conn, rule, existing, set(), as_of)
         outcome.seconds = time.monotonic() - started
         return outcome
     flagged_people = evidence.loc[evidence["flagged"] == 1, "person_id"].unique()
     evidence = evidence[evidence["person_id"].isin(flagged_people)]
     existing = {r.person_id: r for r in conn.execute(
-        select(alert.c.person_id, alert.c.evidence, alert.c.amount_at_risk_cents, alert.c.village_code)
-        .where(alert.c.rule == rule.code))}
+        select(alert.c.person_id, alert.c.evidence, alert.c.amount_at_risk_cents, alert.c.village_code,
+               alert.c.status).where(alert.c.rule == rule.code))}
+    outcome.withdrawn = _withdraw(conn, rule, existing, set(flagged_people), as_of)
     villages = dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code).where(
         recipient.c.person_id.in_(list(flagged_people)))).all()) if len(flagged_people) < 30000 else \
         dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code)).all())
@@ -82,10 +101,11 @@ def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
                 "score": rule.score, "amount_at_risk_cents": amount, "first_seen": as_of, "last_changed": as_of,
                 "status": "new", "evidence": facts_json, "evidence_count": len(facts), "explanation": None})
         elif (before.evidence != facts_json or before.amount_at_risk_cents != amount
-              or before.village_code != villages.get(person_id)):
+              or before.village_code != villages.get(person_id) or before.status == WITHDRAWN):
             conn.execute(update(alert).where(alert.c.alert_id == alert_id(rule.code, person_id)).values(
                 amount_at_risk_cents=amount, evidence=facts_json, evidence_count=len(facts), last_changed=as_of,
-                village_code=villages.get(person_id), rule_version=rule.version))
+                village_code=villages.get(person_id), rule_version=rule.version,
+                status="new" if before.status == WITHDRAWN else before.status))
             outcome.extended += 1
     if new_rows:
         conn.execute(alert.insert(), new_rows)

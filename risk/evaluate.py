@@ -43,7 +43,8 @@ def _read(path: Path) -> list[dict]:
 def evaluate(conn: Connection, truth: Path) -> tuple[list[RuleScore], list[str]]:
     want = {(r["rule"], r["person_id"]): Decimal(r["amount_at_risk"]) for r in _read(truth / "expected-alerts.csv")}
     got = {(r.rule, r.person_id): Decimal(r.amount_at_risk_cents) / 100
-           for r in conn.execute(select(alert.c.rule, alert.c.person_id, alert.c.amount_at_risk_cents))
+           for r in conn.execute(select(alert.c.rule, alert.c.person_id, alert.c.amount_at_risk_cents)
+                                 .where(alert.c.status != "withdrawn"))
            if r.rule != "anomaly"}
     scores = []
     for rule in [r.code for r in RULES]:

@@ -8,15 +8,15 @@ twice, ends in the same tables.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import pandas as pd
 from sqlalchemy import Connection, and_, delete, select, update
 
 from risk.contract import Kind, Source, Type
+from risk.identity import mask_id
 from risk.db.gateway import insert_frame, keys_present
-from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
+from risk.db.tables import FACT_TABLES, quality_issue, sighting
 
 PROVENANCE = ["delivery_day", "source_file", "source_line", "row_hash"]
 
@@ -52,11 +52,18 @@ def typed_rows(source: Source, checked: pd.DataFrame, day: str, source_file: str
             out[c.name] = col
     canonical = [_canonical_text(out[n]) for n in out.columns if n not in ("occurred_utc", "occurred_on", "occurred_hour")]
     joined = canonical[0].str.cat(canonical[1:], sep="\x1f") if len(canonical) > 1 else canonical[0]
-    out["row_hash"] = [hashlib.blake2b(v.encode("utf-8"), digest_size=16).hexdigest() for v in joined]
+    # 64 bits suffice: a hash is only ever compared with the other deliveries of the same key
+    out["row_hash"] = [f"{h:016x}" for h in pd.util.hash_pandas_object(joined, index=False).to_numpy()]
     out["delivery_day"] = day
     out["source_file"] = source_file
     out["source_line"] = checked["_line"].astype("int64")
     return out.reset_index(drop=True)
+
+
+def among(values: pd.Series, pool) -> pd.Series:
+    """`values.isin(pool)` through a hash table: pandas' isin on Arrow-backed text loops in Python."""
+    found = pd.Index(pd.Series(pool).to_numpy(dtype=object)).get_indexer(values.to_numpy(dtype=object)) >= 0
+    return pd.Series(found, index=values.index)
 
 
 @dataclass
@@ -87,14 +94,14 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame) -> Stored:
                                   kind="stable")
     standing = compete.drop_duplicates(key, keep="first").set_index(key)
     new_standing = standing[standing["_new"].astype(bool)]
-    new_facts = versions[versions[key].isin(new_standing.index)]
-    displaced = existing[existing[key].isin(new_facts[key])]
+    new_facts = versions[among(versions[key], new_standing.index)]
+    displaced = existing[among(existing[key], new_facts[key])]
     for start in range(0, len(displaced), 500):
         conn.execute(delete(table).where(table.c[key].in_(displaced[key].iloc[start:start + 500].tolist())))
     insert_frame(conn, table, new_facts)
     result.loaded = len(new_facts)
 
-    lost = pd.concat([versions[~versions[key].isin(new_standing.index)], displaced], ignore_index=True)
+    lost = pd.concat([versions[~among(versions[key], new_standing.index)], displaced], ignore_index=True)
     lost_kind = _judge(source, lost, standing, within_file=False)
     if source.kind is Kind.APPEND:
         repeat_kind = _judge(source, repeats, standing, within_file=True)
@@ -113,7 +120,7 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame) -> Stored:
         # a new standing row displaced the old one: the key's other deliveries are judged again against it
         _reclassify(conn, source, displaced[key].astype(str).tolist(), standing)
         if source.kind is Kind.APPEND:
-            conflicts = conflicts[~conflicts["record_key"].isin(displaced[key].astype(str))]
+            conflicts = conflicts[~among(conflicts["record_key"], displaced[key].astype(str))]
     if source.kind is Kind.APPEND:
         _record_conflicts(conn, source, conflicts, standing)
     else:  # upsert: only a repeat inside one file can conflict, with that file's first line of the key
@@ -153,6 +160,7 @@ def _record_conflicts(conn: Connection, source: Source, conflicts: pd.DataFrame,
     if conflicts.empty:
         return
     recs = []
+    shown = mask_id if source.key == "person_id" else str
     for r in conflicts.itertuples(index=False):
         st = standing.loc[r.record_key] if r.record_key in standing.index else None
         where = f"{st['delivery_day']} 第{st['source_line']}行 / line {st['source_line']} of {st['source_file']}" \
@@ -160,8 +168,9 @@ def _record_conflicts(conn: Connection, source: Source, conflicts: pd.DataFrame,
         recs.append({
             "source": source.name, "delivery_day": r.delivery_day, "file_name": r.source_file,
             "line": int(r.source_line), "record_key": r.record_key, "kind": "conflict", "field": source.key,
-            "reason": f"主键{source.key}={r.record_key}已以不同内容交付（{where}），以该行为准 / "
-                      f"{source.key} {r.record_key} was already delivered with other content ({where}); that row stands",
+            "reason": f"主键{source.key}={shown(r.record_key)}已以不同内容交付（{where}），以该行为准 / "
+                      f"{source.key} {shown(r.record_key)} was already delivered with other content ({where}); "
+                      "that row stands",
             "raw": None,
         })
     insert_frame(conn, quality_issue, pd.DataFrame(recs))
@@ -193,20 +202,3 @@ def _reclassify(conn: Connection, source: Source, keys: list[str], standing: pd.
                 sighting.c.source_line == r.source_line)).values(kind=r.kind))
         _record_conflicts(conn, source, found[found["kind"] == "conflict"], st)
 
-
-def record_certifications(conn: Connection, rows: pd.DataFrame) -> int:
-    """Keep every certification date a valid recipients row names (superseded rows too)."""
-    if rows.empty or "last_certified_on" not in rows:
-        return 0
-    named = rows[rows["last_certified_on"].notna()]
-    if named.empty:
-        return 0
-    certs = pd.DataFrame({"person_id": named["person_id"], "certified_on": named["last_certified_on"],
-                          "delivery_day": named["delivery_day"], "source_line": named["source_line"],
-                          "source_file": named["source_file"]})
-    day = certs["delivery_day"].iloc[0]
-    known = set(conn.execute(select(certification.c.source_line).where(certification.c.delivery_day == day)).scalars())
-    if known:
-        certs = certs[~certs["source_line"].isin(known)]
-    insert_frame(conn, certification, certs)
-    return len(certs)

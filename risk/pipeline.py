@@ -23,12 +23,12 @@ from risk.db import gateway
 from risk.db.tables import delivery, delivery_file, quality_issue, region
 from risk.errors import InputError
 from risk.ingest import LINE, FileRejected, files_of_day, read_file
-from risk.load import record_certifications, store, typed_rows
+from risk.load import store, typed_rows
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 SENSITIVE = frozenset({"person_id", "name", "bank_account", "phone", "card_no"})
 Progress = Callable[[str], None]
 
@@ -106,7 +106,10 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
                     progress(f"  {day} {s.file}: 读入 read {s.read:,}, 入库 loaded {s.loaded:,}, "
                              f"拒收 rejected {s.rejected:,}, 重复 re-delivered {s.redelivered:,} ({s.seconds:.1f} s)")
         if "regions" in files:
-            readmitted = readmit(conn, day)
+            readmitted, more = 0, readmit(conn, day)
+            while more:  # a township admitted may let its villages, and they their recipients, in
+                readmitted += more
+                more = readmit(conn, day)
             if readmitted:
                 log.info("%s: %d rows waiting for their region were loaded", day, readmitted)
         conn.execute(delete(delivery).where(delivery.c.day == day))
@@ -141,8 +144,6 @@ def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSu
     rows = typed_rows(source, accepted, day, label)
     t_valid = time.monotonic()
     stored = store(conn, source, rows)
-    if source.name == "recipients":
-        record_certifications(conn, rows)
     quality.record(conn, source.name, day, label, rejections)
     s.stages = {"read": round(t_read - started, 3), "validate": round(t_valid - t_read, 3),
                 "store": round(time.monotonic() - t_valid, 3)}
@@ -197,10 +198,7 @@ def readmit(conn: Connection, day: str) -> int:
         conn.execute(delete(quality_issue).where(
             (quality_issue.c.source == name) & (quality_issue.c.delivery_day == file_day)
             & quality_issue.c.line.in_(lines)))
-        rows = typed_rows(source, accepted, file_day, label)
-        store(conn, source, rows)
-        if name == "recipients":
-            record_certifications(conn, rows)
+        store(conn, source, typed_rows(source, accepted, file_day, label))
         admitted += len(lines)
     return admitted
 

@@ -39,6 +39,8 @@ def engine_for(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA cache_size=-262144")  # 256 MiB: index pages of big fact tables stay in memory
+            cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
 
         # let SQLAlchemy, not pysqlite, decide where a transaction begins (one day = one transaction)
@@ -143,7 +145,7 @@ def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, colu
             with cur.copy("COPY incoming_key (k) FROM STDIN WITH (FORMAT csv)") as copy:
                 copy.write(buf.getvalue())
     else:
-        conn.execute(text("INSERT INTO incoming_key (k) VALUES (:k)"), unique.to_dict("records"))
+        conn.exec_driver_sql("INSERT INTO incoming_key (k) VALUES (?)", [(k,) for k in unique["k"].tolist()])
     cols = ", ".join(f't."{c}"' for c in [key, *columns])
     rows = conn.execute(text(f'SELECT {cols} FROM "{table.name}" t JOIN incoming_key i ON t."{key}" = i.k')).all()
     return pd.DataFrame(rows, columns=[key, *columns])

@@ -191,17 +191,6 @@ sighting = Table(
 FACT_TABLES = {"regions": region, "recipients": recipient, "supervisors": supervisor, "payments": payment,
                "card_events": card_event, "deaths": death, "incarcerations": incarceration}
 
-# Every certification date a recipients delivery has named (superseded deliveries too): the rule
-# certification_overdue needs the latest one on or before each paid period, not only today's value.
-certification = Table(
-    "certification", metadata,
-    Column("person_id", String(18), primary_key=True),
-    Column("certified_on", Date, primary_key=True),
-    Column("delivery_day", String(10), primary_key=True),
-    Column("source_line", Integer, primary_key=True),
-    Column("source_file", String(200), nullable=False),
-)
-
 # ---------------------------------------------------------------- alerts
 
 alert = Table(

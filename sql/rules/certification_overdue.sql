@@ -1,7 +1,8 @@
 -- certification_overdue: a recurring benefit paid for a period whose last day is more than 12 calendar
--- months after the person's latest certification on or before that day (a last_certified_on any recipients
--- delivery named, or a certification card event). With no certification on or before that day, the 12
--- months count from the first day of the person's first paid recurring period.
+-- months after the person's latest certification on or before that day: the recipient's last_certified_on
+-- (recipients are upsert: the latest delivery's value stands, a correction replaces the earlier value) or a
+-- certification card event. With no certification on or before that day, the 12 months count from the
+-- first day of the person's first paid recurring period.
 WITH recurring AS (
     SELECT p.person_id, p.payment_id, p.amount_cents, p.benefit_type, p.period,
            p.delivery_day, p.source_file, p.source_line, {{ month_end('p.period') }} AS period_end
@@ -9,7 +10,7 @@ WITH recurring AS (
     WHERE p.benefit_type IN {{ recurring }}
 ),
 certified AS (
-    SELECT person_id, certified_on AS on_day FROM certification
+    SELECT person_id, last_certified_on AS on_day FROM recipient WHERE last_certified_on IS NOT NULL
     UNION ALL
     SELECT person_id, occurred_on FROM card_event WHERE event_type = 'certification'
 ),
@@ -37,10 +38,10 @@ SELECT person_id, 'payment' AS fact, payment_id AS fact_id, 1 AS flagged, amount
        benefit_type || ' ' || {{ month_text('period') }} || ', certified ' || {{ date_text('since') }} AS detail
 FROM flagged
 UNION ALL
-SELECT c.person_id, 'certification', c.person_id, 0, 0, c.delivery_day, c.source_file, c.source_line,
-       'last_certified_on ' || {{ date_text('c.certified_on') }}
-FROM certification c
-WHERE c.person_id IN (SELECT person_id FROM flagged)
+SELECT c.person_id, 'recipient', c.person_id, 0, 0, c.delivery_day, c.source_file, c.source_line,
+       'last_certified_on ' || {{ date_text('c.last_certified_on') }}
+FROM recipient c
+WHERE c.last_certified_on IS NOT NULL AND c.person_id IN (SELECT person_id FROM flagged)
 UNION ALL
 SELECT e.person_id, 'card_event', e.event_id, 0, 0, e.delivery_day, e.source_file, e.source_line,
        'certification ' || e.occurred_at
