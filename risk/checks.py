@@ -45,31 +45,32 @@ def _exp(kind: str, column: str, field: str, zh: str, en: str, **kwargs) -> dict
 
 def _column_expectations(c: Column) -> list[dict]:
     n = c.name
+    z = f"{c.zh}（{n}）" if c.zh else n  # the Chinese name a supervisor reads, with the column it names
     out: list[dict] = []
     if c.required:
-        out.append(_exp("expect_column_values_to_not_be_null", n, n, f"必填项{n}为空", f"{n} is empty"))
+        out.append(_exp("expect_column_values_to_not_be_null", n, n, f"必填项{z}为空", f"{n} is empty"))
     if c.type is Type.ENUM:
-        out.append(_exp("expect_column_values_to_be_in_set", n, n, f"{n}取值不在约定范围内（{'、'.join(c.values)}）",
+        out.append(_exp("expect_column_values_to_be_in_set", n, n, f"{z}取值不在约定范围内（{'、'.join(c.values)}）",
                         f"{n} is not one of {', '.join(c.values)}", value_set=list(c.values)))
     elif c.type is Type.DATE:
-        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是YYYY-MM-DD日期", f"{n} is not a YYYY-MM-DD date",
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{z}不是YYYY-MM-DD格式的日期", f"{n} is not a YYYY-MM-DD date",
                         regex=DATE_RE))
-        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__real", n, f"{n}不是真实存在的日期",
+        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__real", n, f"{z}不是真实存在的日期",
                         f"{n} is not a real calendar date", value_set=[True]))
     elif c.type is Type.MONTH:
-        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是YYYY-MM月份", f"{n} is not a YYYY-MM month",
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{z}不是YYYY-MM格式的月份", f"{n} is not a YYYY-MM month",
                         regex=MONTH_RE))
     elif c.type is Type.TIMESTAMP:
-        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是带时区的ISO 8601时间",
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{z}不是带时区的ISO 8601时间",
                         f"{n} is not an ISO 8601 timestamp with offset", regex=TIMESTAMP_RE))
-        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__real", n, f"{n}不是真实存在的时间",
+        out.append(_exp("expect_column_values_to_be_in_set", f"{n}__real", n, f"{z}不是真实存在的时间",
                         f"{n} is not a real point in time", value_set=[True]))
     elif c.type is Type.MONEY:
-        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{n}不是最多两位小数的金额",
+        out.append(_exp("expect_column_values_to_match_regex", n, n, f"{z}不是最多两位小数的金额",
                         f"{n} is not an amount with at most two decimals", regex=MONEY_RE))
         word_zh = "大于" if c.strict_min else "大于等于"
         word_en = "greater than" if c.strict_min else "at least"
-        out.append(_exp("expect_column_values_to_be_between", f"{n}__yuan", n, f"{n}必须{word_zh}{c.min_value:g}",
+        out.append(_exp("expect_column_values_to_be_between", f"{n}__yuan", n, f"{z}必须{word_zh}{c.min_value:g}",
                         f"{n} must be {word_en} {c.min_value:g}", min_value=c.min_value, strict_min=c.strict_min))
     elif c.type is Type.PERSON_ID:
         out.append(_exp("expect_column_values_to_be_in_set", f"{n}__valid", n, "身份证号无效（格式、校验位或出生日期）",
@@ -77,7 +78,7 @@ def _column_expectations(c: Column) -> list[dict]:
     elif c.type is Type.REGION_CODE:
         county = n == "county_code"
         out.append(_exp("expect_column_values_to_match_regex", n, n,
-                        f"{n}不是12位{'县区' if county else '区划'}代码", f"{n} is not a 12-digit {'county' if county else 'region'} code",
+                        f"{z}不是12位{'县区' if county else '区划'}代码", f"{n} is not a 12-digit {'county' if county else 'region'} code",
                         regex=COUNTY_RE if county else REGION_RE))
     if n == "card_no":
         out.append(_exp("expect_column_values_to_match_regex", n, n, "社保卡号应为9位字母或数字",

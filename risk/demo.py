@@ -42,6 +42,40 @@ def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], No
         for reason, n in reasons.get(name, []):
             say(f"      {n:>5} × {reason}")
     say(f"   数据质量报告 / data-quality report: {report}")
+    say("")
+    _alerts_summary(settings, say)
     say(f"   仓库 / warehouse: {settings.database_url}")
     say(f"   拒收明细 / rejected rows: .venv/bin/risk quality export --db {settings.database_url}")
     return 0 if result.get("state") == "success" else 1
+
+
+def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
+    """Alerts by rule, the villages with most at risk, and the total."""
+    from sqlalchemy import func, select
+
+    from risk.alerts import yuan
+    from risk.db import gateway
+    from risk.db.tables import alert, region
+    from risk.rules import BY_CODE
+
+    live = alert.c.status != "withdrawn"
+    with gateway.transaction(settings.database_url) as conn:
+        by_rule = conn.execute(select(alert.c.rule, func.count(), func.sum(alert.c.amount_at_risk_cents))
+                               .where(live).group_by(alert.c.rule).order_by(alert.c.rule)).all()
+        by_village = conn.execute(
+            select(alert.c.village_code, region.c.name, func.count(), func.sum(alert.c.amount_at_risk_cents))
+            .select_from(alert.outerjoin(region, region.c.code == alert.c.village_code)).where(live)
+            .group_by(alert.c.village_code, region.c.name)
+            .order_by(func.sum(alert.c.amount_at_risk_cents).desc()).limit(10)).all()
+    say("④ 预警 / alerts")
+    say(f"   {'规则 rule':<34}{'预警 alerts':>12}{'涉及金额 at risk (¥)':>22}")
+    for rule, n, cents in by_rule:
+        r = BY_CODE.get(rule)
+        label = f"{r.title_zh} {rule}" if r else rule
+        say(f"   {label:<32}{n:>12,}{yuan(cents or 0):>22}")
+    total_n = sum(n for _, n, _ in by_rule)
+    total = sum(c or 0 for _, _, c in by_rule)
+    say(f"   {'合计 total':<32}{total_n:>12,}{yuan(total):>22}")
+    say("   涉及金额最多的村（社区）/ villages with the most at risk:")
+    for code, name, n, cents in by_village:
+        say(f"   {code or '-':<14}{(name or '未知 unknown'):<12}{n:>6,} 条 alerts  ¥{yuan(cents or 0):>12}")

@@ -6,6 +6,7 @@ import csv
 import html
 import io
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,7 +120,10 @@ def top_reasons(conn: Connection, limit: int = 3) -> dict[str, list[tuple[str, i
     rows = conn.execute(select(quality_issue.c.source, quality_issue.c.reason)).all()
     counts: dict[str, dict[str, int]] = {}
     for source, reason in rows:
-        short = reason.split("（")[0].split(";")[0].strip()
+        first = reason.split("; ")[0]
+        short = re.sub(r"（[a-z_]+='[^']*'）$", "", first).strip()
+        if short.startswith("主键"):  # conflicts: one reason, whatever the key
+            short = "主键已以不同内容交付 / key already delivered with other content"
         counts.setdefault(source, {}).setdefault(short, 0)
         counts[source][short] += 1
     return {s: sorted(c.items(), key=lambda kv: -kv[1])[:limit] for s, c in counts.items()}
