@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, delete, select, update
 from risk.contract import Kind, Source, Type
 from risk.identity import mask_id
 from risk.db.gateway import insert_frame, keys_present
-from risk.db.tables import FACT_TABLES, quality_issue, sighting
+from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
 
 PROVENANCE = ["delivery_day", "source_file", "source_line", "row_hash"]
 
@@ -202,3 +202,20 @@ def _reclassify(conn: Connection, source: Source, keys: list[str], standing: pd.
                 sighting.c.source_line == r.source_line)).values(kind=r.kind))
         _record_conflicts(conn, source, found[found["kind"] == "conflict"], st)
 
+
+def record_certifications(conn: Connection, rows: pd.DataFrame) -> int:
+    """Keep the last_certified_on of every valid recipients row with its delivery (see `certification`)."""
+    if rows.empty:
+        return 0
+    named = rows[rows["last_certified_on"].notna()]
+    certs = pd.DataFrame({"person_id": named["person_id"], "delivery_day": named["delivery_day"],
+                          "source_line": named["source_line"], "certified_on": named["last_certified_on"],
+                          "source_file": named["source_file"]})
+    if certs.empty:
+        return 0
+    day = certs["delivery_day"].iloc[0]
+    known = set(conn.execute(select(certification.c.source_line).where(
+        certification.c.delivery_day == day)).scalars())
+    if known:  # a day loaded again, or rows readmitted later
+        certs = certs[~certs["source_line"].isin(known)]
+    return insert_frame(conn, certification, certs)

@@ -23,7 +23,7 @@ from risk.db import gateway
 from risk.db.tables import delivery, delivery_file, quality_issue, region
 from risk.errors import InputError
 from risk.ingest import LINE, FileRejected, files_of_day, read_file
-from risk.load import store, typed_rows
+from risk.load import record_certifications, store, typed_rows
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,8 @@ def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSu
     rows = typed_rows(source, accepted, day, label)
     t_valid = time.monotonic()
     stored = store(conn, source, rows)
+    if source.name == "recipients":
+        record_certifications(conn, rows)
     quality.record(conn, source.name, day, label, rejections)
     s.stages = {"read": round(t_read - started, 3), "validate": round(t_valid - t_read, 3),
                 "store": round(time.monotonic() - t_valid, 3)}
@@ -198,7 +200,10 @@ def readmit(conn: Connection, day: str) -> int:
         conn.execute(delete(quality_issue).where(
             (quality_issue.c.source == name) & (quality_issue.c.delivery_day == file_day)
             & quality_issue.c.line.in_(lines)))
-        store(conn, source, typed_rows(source, accepted, file_day, label))
+        rows = typed_rows(source, accepted, file_day, label)
+        store(conn, source, rows)
+        if name == "recipients":
+            record_certifications(conn, rows)
         admitted += len(lines)
     return admitted
 

@@ -191,6 +191,19 @@ sighting = Table(
 FACT_TABLES = {"regions": region, "recipients": recipient, "supervisors": supervisor, "payments": payment,
                "card_events": card_event, "deaths": death, "incarcerations": incarceration}
 
+# Every last_certified_on a valid recipients row named, with its delivery (superseded rows too): for a paid
+# period, certification_overdue reads the date named by the latest delivery whose date is on or before the
+# period's last day, so a correction replaces an older value while a newer certification does not erase
+# what was overdue before it.
+certification = Table(
+    "certification", metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("delivery_day", String(10), primary_key=True),
+    Column("source_line", Integer, primary_key=True),
+    Column("certified_on", Date, nullable=False),
+    Column("source_file", String(200), nullable=False),
+)
+
 # ---------------------------------------------------------------- alerts
 
 alert = Table(

@@ -1,8 +1,8 @@
-"""alerts
+"""alerts and the certification dates of every recipients delivery
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 05:41:34.739902
+Create Date: 2026-11-27 06:01:57.665219
 """
 
 from __future__ import annotations
@@ -43,9 +43,19 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_alert_person_id"), ["person_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_alert_village_code"), ["village_code"], unique=False)
 
+    op.create_table(
+        "certification",
+        sa.Column("person_id", sa.String(length=18), nullable=False),
+        sa.Column("delivery_day", sa.String(length=10), nullable=False),
+        sa.Column("source_line", sa.Integer(), nullable=False),
+        sa.Column("certified_on", sa.Date(), nullable=False),
+        sa.Column("source_file", sa.String(length=200), nullable=False),
+        sa.PrimaryKeyConstraint("person_id", "delivery_day", "source_line", name=op.f("pk_certification")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("certification")
     with op.batch_alter_table("alert", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_alert_village_code"))
         batch_op.drop_index(batch_op.f("ix_alert_person_id"))

@@ -1,0 +1,102 @@
+"""Contract §1 and §7 on the contract sample: loading the delivery days in date order or in a shuffled order
+ends in the same alert export (apart from first_seen), on SQLite and PostgreSQL; and the rules' amounts are
+exactly those of sample/expected-alerts.csv.
+
+Each full load of the sample takes 15-25 s, so each database gets one ordered and one shuffled load, the
+shuffled one in a forked process beside the ordered one.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import multiprocessing
+import os
+import random
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from risk import checks, pipeline
+from risk.alerts import export_rows
+from risk.db import gateway
+from risk.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+PG_URL = os.environ.get("RISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SEED = 20250301
+
+
+@contextlib.contextmanager
+def second_warehouse(db_url: str, folder: Path) -> Iterator[str]:
+    """Another empty warehouse of the same kind as `db_url`, dropped afterwards."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{folder / 'second.db'}"
+        return
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"risk_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        gateway.engine_for(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def load_then_detect(url: str, landing: Path, days: list[str], var: Path) -> list[dict]:
+    """Each delivery day with risk.pipeline.load_day in the order given, then pipeline.detect once."""
+    s = Settings(database_url=url, var_dir=var)
+    pipeline.prepare(s)
+    for day in days:
+        pipeline.load_day(s, landing, day)
+    pipeline.detect(s)
+    with gateway.transaction(url) as conn:
+        return export_rows(conn)
+
+
+def without_first_seen(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(r["rule"], r["person_id"]): {k: v for k, v in r.items() if k != "first_seen"} for r in rows}
+
+
+def expected_alerts() -> dict[tuple[str, str], str]:
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "sample" / "expected-alerts.csv"
+    with path.open(encoding="utf-8") as f:
+        return {(r["rule"], r["person_id"]): r["amount_at_risk"] for r in csv.DictReader(f)}
+
+
+def test_sample_alerts_are_the_same_in_date_order_and_shuffled(db_url, sample_landing, tmp_path):
+    days = pipeline.delivery_days(sample_landing)
+    shuffled = list(days)
+    random.Random(SEED).shuffle(shuffled)
+    assert shuffled != days
+
+    checks.warm_up()
+    with second_warehouse(db_url, tmp_path) as url, \
+            ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        in_child = pool.submit(load_then_detect, url, sample_landing, shuffled, tmp_path / "var2")
+        ordered_rows = load_then_detect(db_url, sample_landing, days, tmp_path / "var")
+        shuffled_rows = in_child.result()
+
+    # the rules of §4 on the sample: exactly the expected (rule, person, amount), to the fen
+    expected = expected_alerts()
+    for name, rows in (("date order", ordered_rows), ("shuffled", shuffled_rows)):
+        got = {(r["rule"], r["person_id"]): r["amount_at_risk"] for r in rows if r["rule"] != "anomaly"}
+        missing = {k: v for k, v in expected.items() if k not in got}
+        extra = {k: v for k, v in got.items() if k not in expected}
+        wrong = {k: (got[k], v) for k, v in expected.items() if k in got and got[k] != v}
+        assert not (missing or extra or wrong), (
+            f"{name}: missing {missing}; not expected {extra}; amount (got, expected) {wrong}")
+
+    a, b = without_first_seen(ordered_rows), without_first_seen(shuffled_rows)
+    assert a.keys() == b.keys(), f"shuffled order {shuffled}: alerts differ {set(a) ^ set(b)}"
+    differ = {k: [c for c in a[k] if a[k][c] != b[k][c]] for k in a if a[k] != b[k]}
+    assert not differ, f"shuffled order {shuffled}: columns that differ per alert: {differ}"
