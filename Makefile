@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/risk demo --out var/demo
 
-## test: the whole suite (SQLite always; PostgreSQL, Airflow and the rest where marked)
-test: $(STAMP)
+## test: lint, then the whole suite (SQLite always; PostgreSQL, Airflow and the rest where marked)
+test: lint
 	$(BIN)/python -m pytest -q
 
 ## test-fast: SQLite only, no Airflow

@@ -58,19 +58,17 @@ def measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, sub
 
 
 def duckdb_yardstick(landing: Path, work: Path) -> tuple[float, float, int]:
-    """DuckDB, one thread, reading every CSV of the landing into one text table per source."""
+    """DuckDB, one thread, reading every CSV file of the landing into a text table of its own."""
     script = f"""
 import duckdb, pathlib, time
 db = pathlib.Path({str(work / 'yardstick.duckdb')!r}); db.unlink(missing_ok=True)
 con = duckdb.connect(str(db)); con.execute("SET threads=1")
-rows = 0; made = set(); t = time.monotonic()
+rows = 0; t = time.monotonic()
 for day in sorted(pathlib.Path({str(landing)!r}).iterdir()):
     for f in sorted(day.iterdir()):
-        src = f.name.split('.')[0]
-        rel = f"read_csv('{{f}}', header=true, all_varchar=true)"
-        if src not in made:
-            con.execute(f"CREATE TABLE {{src}} AS SELECT * FROM {{rel}} LIMIT 0"); made.add(src)
-        rows += con.execute(f"INSERT INTO {{src}} BY NAME SELECT * FROM {{rel}}").fetchone()[0]
+        table = f.name.split('.')[0] + '_' + day.name.replace('-', '')
+        con.execute(f"CREATE TABLE {{table}} AS SELECT * FROM read_csv('{{f}}', header=true, all_varchar=true)")
+        rows += con.execute(f"SELECT count(*) FROM {{table}}").fetchone()[0]
 con.close(); print(rows)
 """
     seconds, peak, result = measured([sys.executable, "-c", script])

@@ -359,7 +359,8 @@ def reasons_by_row(failures: Iterable[Failure], checked: pd.DataFrame,
         out.setdefault(f.row, []).append(f)
     result: dict[int, tuple[str, str, bool]] = {}
     for row, fs in out.items():
-        parts, fields = [], []
+        parts: list[str] = []
+        fields: list[str] = []
         for f in fs:
             if f.field in fields and any(p.startswith(f.reason) for p in parts):
                 continue

@@ -6,15 +6,15 @@ the reader, the Great Expectations suites, the loader and the warehouse tables.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     APPEND = "append"  # facts: the earliest delivery of a key stands
     UPSERT = "upsert"  # master data: the latest delivery of a key stands
 
 
-class Type(str, Enum):
+class Type(StrEnum):
     TEXT = "text"
     DATE = "date"  # YYYY-MM-DD
     MONTH = "month"  # YYYY-MM, stored as the first day of the month

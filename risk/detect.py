@@ -16,7 +16,6 @@ from sqlalchemy import Connection, select, text, update
 from risk.db.tables import alert, recipient
 from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
 
-
 WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
 
 
@@ -73,9 +72,9 @@ def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
     outcome = RuleOutcome(rule.code)
     evidence = evidence_of(rule, conn)
     if evidence.empty:
-        existing = {r.person_id: r for r in conn.execute(
+        current: dict = {r.person_id: r for r in conn.execute(
             select(alert.c.person_id, alert.c.status).where(alert.c.rule == rule.code))}
-        outcome.withdrawn = _withdraw(conn, rule, existing, set(), as_of)
+        outcome.withdrawn = _withdraw(conn, rule, current, set(), as_of)
         outcome.seconds = time.monotonic() - started
         return outcome
     flagged_people = evidence.loc[evidence["flagged"] == 1, "person_id"].unique()

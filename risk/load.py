@@ -14,9 +14,9 @@ import pandas as pd
 from sqlalchemy import Connection, and_, delete, select, update
 
 from risk.contract import Kind, Source, Type
-from risk.identity import mask_id
 from risk.db.gateway import insert_frame, keys_present
 from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
+from risk.identity import mask_id
 
 PROVENANCE = ["delivery_day", "source_file", "source_line", "row_hash"]
 

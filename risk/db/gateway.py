@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
@@ -123,7 +124,7 @@ def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame) -> 
 def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     buf = io.StringIO()
     frame.to_csv(buf, index=False, header=False, na_rep="\\N", sep="\t", date_format="%Y-%m-%d %H:%M:%S")
-    raw = conn.connection.dbapi_connection
+    raw: Any = conn.connection.dbapi_connection  # psycopg's connection: COPY is not in the DB-API
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT text)') as copy:
@@ -141,7 +142,8 @@ def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, colu
     if is_postgres(conn):
         buf = io.StringIO()
         unique.to_csv(buf, index=False, header=False)
-        with conn.connection.dbapi_connection.cursor() as cur:
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cur:
             with cur.copy("COPY incoming_key (k) FROM STDIN WITH (FORMAT csv)") as copy:
                 copy.write(buf.getvalue())
     else:

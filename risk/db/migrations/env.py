@@ -14,7 +14,7 @@ def run_migrations() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite:///var/risk.db")
     with engine.begin() as conn:
         _run(conn)
 
