@@ -74,12 +74,15 @@ class Stored:
     superseded: int = 0
 
 
-def store(conn: Connection, source: Source, rows: pd.DataFrame) -> Stored:
-    """Bring the rows of one delivered file into the warehouse; return what became of them."""
+def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: bool = True) -> Stored:
+    """Bring the rows of one delivered file into the warehouse; return what became of them.
+
+    `seen_before` False promises that no row of this file is in the warehouse yet (the file was never
+    loaded), which spares a search of the whole fact table for rows of its day."""
     table = FACT_TABLES[source.name]
     key = source.key
     result = Stored()
-    rows = _drop_already_recorded(conn, source, rows) if not rows.empty else rows
+    rows = _drop_already_recorded(conn, source, rows) if seen_before and not rows.empty else rows
     if rows.empty:
         return result
     rows = rows.sort_values("source_line", kind="stable").reset_index(drop=True)

@@ -143,7 +143,9 @@ def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSu
     rejections += invalid
     rows = typed_rows(source, accepted, day, label)
     t_valid = time.monotonic()
-    stored = store(conn, source, rows)
+    seen_before = conn.execute(select(delivery_file.c.source).where(
+        (delivery_file.c.delivery_day == day) & (delivery_file.c.source == source.name))).first() is not None
+    stored = store(conn, source, rows, seen_before=seen_before)
     if source.name == "recipients":
         record_certifications(conn, rows)
     quality.record(conn, source.name, day, label, rejections)
