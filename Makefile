@@ -18,7 +18,7 @@ demo: $(STAMP)
 
 ## test: lint, then the whole suite (SQLite always; PostgreSQL, Airflow and the rest where marked)
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 ## test-fast: SQLite only, no Airflow
 test-fast: $(STAMP)

@@ -150,8 +150,9 @@ class Context:
     """What the checks know beyond the file itself."""
 
     villages: frozenset[str]
-    regions: dict[str, str]  # code -> level, warehouse and the same day's regions.csv
+    regions: dict[str, str]  # code -> level, in the warehouse
     today: date
+    rejected: frozenset[str] = frozenset()  # codes of this regions file that fail: no parent to others
 
 
 def _real_dates(raw: pd.Series) -> pd.Series:
@@ -204,7 +205,9 @@ def derive(source: Source, frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
     if "region_code_shape" in extra:
         df["code__fits_level"] = _ok(df["code"], _fits_level(df["code"].fillna(""), df["level"].fillna("")))
     if "parent_present" in extra:
-        levels = {**ctx.regions, **dict(zip(df["code"].fillna(""), df["level"].fillna(""), strict=True))}
+        in_file = {c: lv for c, lv in zip(df["code"].fillna(""), df["level"].fillna(""), strict=True)
+                   if c not in ctx.rejected}
+        levels = {**ctx.regions, **in_file}
         expected_parent = df.apply(lambda r: _parent_of(r["code"], r["level"]), axis=1) if len(df) else df["code"]
         fits = (df["parent_code"].fillna("") == expected_parent.fillna("")) & (
             df["parent_code"].isna() | df["parent_code"].map(lambda p: p in levels))

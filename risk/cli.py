@@ -235,12 +235,17 @@ def _setup_logging(verbose: bool) -> Path:
     path = log_dir / "risk.log"
     root = logging.getLogger()
     root.setLevel(logging.INFO)
+    for old in [h for h in root.handlers if getattr(h, "_risk_cli", False)]:  # main() called again in-process
+        root.removeHandler(old)
+        old.close()
     fh = logging.FileHandler(path, encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    fh._risk_cli = True  # type: ignore[attr-defined]
     root.addHandler(fh)
     sh = logging.StreamHandler(sys.stderr)
     sh.setLevel(logging.INFO if verbose else logging.WARNING)
     sh.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    sh._risk_cli = True  # type: ignore[attr-defined]
     root.addHandler(sh)
     for noisy in ("great_expectations", "alembic", "py.warnings"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

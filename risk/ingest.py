@@ -41,10 +41,12 @@ class ReadFile:
         return len(self.frame) + len(self.bad_rows)
 
 
-def files_of_day(day_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """The contract files delivered in one day folder, by source name, and warnings about the rest."""
+def files_of_day(day_dir: Path) -> tuple[dict[str, Path], list[str], list[tuple[str, Path]]]:
+    """The contract files delivered in one day folder, by source name; warnings about other files; and
+    second files of a source already delivered that day (`x.csv` beside `x.csv.gz`), to be rejected whole."""
     found: dict[str, Path] = {}
     warnings: list[str] = []
+    extra: list[tuple[str, Path]] = []
     names = {s.name for s in SOURCES}
     for p in sorted(day_dir.iterdir()):
         stem = p.name.removesuffix(".gz").removesuffix(".csv") if p.name.endswith((".csv", ".csv.gz")) else None
@@ -52,11 +54,12 @@ def files_of_day(day_dir: Path) -> tuple[dict[str, Path], list[str]]:
             if stem in found:
                 warnings.append(f"{day_dir.name}: 同一来源有两个文件 / two files for {stem}: "
                                 f"{found[stem].name} and {p.name}; {found[stem].name} is read")
+                extra.append((stem, p))
                 continue
             found[stem] = p
         else:
             warnings.append(f"{day_dir.name}/{p.name}: 不是约定的数据文件，已忽略 / not a contract file, ignored")
-    return found, warnings
+    return found, warnings, extra
 
 
 def _decode(path: Path) -> str:

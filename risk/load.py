@@ -92,8 +92,8 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     existing = keys_present(conn, table, key, versions[key], PROVENANCE)
     compete = pd.concat([existing.assign(_new=False), versions[[key, *PROVENANCE]].assign(_new=True)],
                         ignore_index=True)
-    # append-only: the earliest delivery stands; upsert: the latest
-    compete = compete.sort_values(["delivery_day", "source_line"], ascending=source.kind is Kind.APPEND,
+    # append-only: the earliest delivery stands; upsert: the latest day; inside one file the first line
+    compete = compete.sort_values(["delivery_day", "source_line"], ascending=[source.kind is Kind.APPEND, True],
                                   kind="stable")
     standing = compete.drop_duplicates(key, keep="first").set_index(key)
     new_standing = standing[standing["_new"].astype(bool)]
@@ -105,11 +105,17 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     result.loaded = len(new_facts)
 
     lost = pd.concat([versions[~among(versions[key], new_standing.index)], displaced], ignore_index=True)
-    lost_kind = _judge(source, lost, standing, within_file=False)
-    if source.kind is Kind.APPEND:
-        repeat_kind = _judge(source, repeats, standing, within_file=True)
-    else:
+    if source.kind is Kind.UPSERT:
+        # a row of the standing row's own day lost to an earlier line of its file (a row admitted late):
+        # it is a repeat inside that file, not an older version
+        same_day = lost["delivery_day"].to_numpy() == lost[key].map(standing["delivery_day"]).to_numpy()
+        repeats = pd.concat([repeats, lost[same_day]], ignore_index=True)
+        lost = lost[~same_day]
+        # judged against the first line of their key in this file, whatever stands from other days
         repeat_kind = _judge(source, repeats, versions.set_index(key), within_file=True)
+    else:
+        repeat_kind = _judge(source, repeats, standing, within_file=True)
+    lost_kind = _judge(source, lost, standing, within_file=False)
     sightings = pd.concat([_sightings(source, lost, lost_kind, False), _sightings(source, repeats, repeat_kind, True)],
                           ignore_index=True)
     insert_frame(conn, sighting, sightings)
@@ -119,11 +125,10 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     result.conflicts = int((mine["kind"] == "conflict").sum())
     result.superseded = int((mine["kind"] == "superseded").sum())
     conflicts = sightings[sightings["kind"] == "conflict"]
-    if not displaced.empty:
-        # a new standing row displaced the old one: the key's other deliveries are judged again against it
+    if not displaced.empty and source.kind is Kind.APPEND:
+        # an earlier delivery displaced the standing row: the key's other deliveries are judged again
         _reclassify(conn, source, displaced[key].astype(str).tolist(), standing)
-        if source.kind is Kind.APPEND:
-            conflicts = conflicts[~among(conflicts["record_key"], displaced[key].astype(str))]
+        conflicts = conflicts[~among(conflicts["record_key"], displaced[key].astype(str))]
     if source.kind is Kind.APPEND:
         _record_conflicts(conn, source, conflicts, standing)
     else:  # upsert: only a repeat inside one file can conflict, with that file's first line of the key
@@ -132,13 +137,14 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
 
 
 def _judge(source: Source, others: pd.DataFrame, reference: pd.DataFrame, within_file: bool) -> list[str]:
-    """redelivery (same content as the reference row of its key), else conflict or, across days of an
-    upsert source, superseded."""
+    """redelivery (same content as the reference row of its key) or conflict; across days of an upsert
+    source an older row is simply superseded (it was loaded, and a later delivery took its place)."""
     if others.empty:
         return []
+    if source.kind is Kind.UPSERT and not within_file:
+        return ["superseded"] * len(others)
     same = others["row_hash"].to_numpy() == others[source.key].map(reference["row_hash"]).to_numpy()
-    differs = "conflict" if source.kind is Kind.APPEND or within_file else "superseded"
-    return ["redelivery" if s else differs for s in same]
+    return ["redelivery" if s else "conflict" for s in same]
 
 
 def _sightings(source: Source, rows: pd.DataFrame, kinds: list[str], within_file: bool) -> pd.DataFrame:
@@ -180,18 +186,15 @@ def _record_conflicts(conn: Connection, source: Source, conflicts: pd.DataFrame,
 
 
 def _reclassify(conn: Connection, source: Source, keys: list[str], standing: pd.DataFrame) -> None:
-    """A new standing row displaced the old one: the key's sightings are judged again against it (for
-    append-only sources their conflicts in the quality queue with them)."""
+    """(Append-only sources) an earlier delivery displaced the standing row: the key's sightings are judged
+    again against it, and their conflicts in the quality queue with them."""
     for chunk_start in range(0, len(keys), 500):
         chunk = keys[chunk_start:chunk_start + 500]
-        judged = [sighting.c.source == source.name, sighting.c.record_key.in_(chunk)]
-        if source.kind is Kind.APPEND:
-            conn.execute(delete(quality_issue).where(and_(
-                quality_issue.c.source == source.name, quality_issue.c.kind == "conflict",
-                quality_issue.c.record_key.in_(chunk))))
-        else:  # repeats inside one file keep their judgement: it does not depend on other days
-            judged.append(sighting.c.within_file.is_(False))
-        found = pd.DataFrame(conn.execute(select(sighting).where(and_(*judged))).mappings().all())
+        conn.execute(delete(quality_issue).where(and_(
+            quality_issue.c.source == source.name, quality_issue.c.kind == "conflict",
+            quality_issue.c.record_key.in_(chunk))))
+        found = pd.DataFrame(conn.execute(select(sighting).where(and_(
+            sighting.c.source == source.name, sighting.c.record_key.in_(chunk)))).mappings().all())
         if found.empty:
             continue
         st = standing.reset_index()

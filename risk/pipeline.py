@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -93,7 +93,7 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
     if not day_dir.is_dir():
         raise InputError(f"找不到交付日目录 / delivery-day folder not found: {day_dir}")
     checks.warm_up()
-    files, warnings = files_of_day(day_dir)
+    files, warnings, extra = files_of_day(day_dir)
     for w in warnings:
         log.warning("%s", w)
     summaries: list[FileSummary] = []
@@ -105,6 +105,10 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
                     s = summaries[-1]
                     progress(f"  {day} {s.file}: 读入 read {s.read:,}, 入库 loaded {s.loaded:,}, "
                              f"拒收 rejected {s.rejected:,}, 重复 re-delivered {s.redelivered:,} ({s.seconds:.1f} s)")
+        for name, path in extra:
+            quality.record(conn, name, day, f"{day}/{path.name}", [quality.Rejection(
+                None, None, "file", "", f"同一天已有{files[name].name}，本文件不读 / {files[name].name} was "
+                                        "delivered the same day; this second file of the source is not read")])
         if "regions" in files:
             readmitted, more = 0, readmit(conn, day)
             while more:  # a township admitted may let its villages, and they their recipients, in
@@ -161,9 +165,18 @@ def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSu
 
 def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str) -> tuple[pd.DataFrame, list]:
     """Run the source's expectation suite; return the passing rows (checked frame) and the rejections."""
-    checked = checks.derive(source, frame, _context(conn, day))
+    context = _context(conn, day)
+    checked = checks.derive(source, frame, context)
     _, failures, _ = checks.run_suite(source, checked)
     reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
+    while source.name == "regions":  # a region that fails cannot be the parent of others in its file
+        failed = frozenset(str(checked.at[pos, "code"]) for pos in reasons)
+        if failed <= context.rejected:
+            break
+        context = replace(context, rejected=failed)
+        checked = checks.derive(source, frame, context)
+        _, failures, _ = checks.run_suite(source, checked)
+        reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
     rejections = []
     for pos, (fields, why, reference_only) in sorted(reasons.items()):
         raw = {c: frame.at[pos, c] for c in source.column_names}

@@ -4,6 +4,7 @@ Dialect differences (SQLite pragmas, PostgreSQL COPY) live here and nowhere else
 """
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from collections.abc import Iterator
@@ -122,12 +123,16 @@ def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame) -> 
 
 
 def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """COPY in CSV format: text is quoted, so quotes, tabs, line breaks and backslashes arrive as they were.
+    Missing values are written empty and FORCE_NULL reads every empty field as NULL: the warehouse keeps no
+    empty strings (an empty delivered value is a missing one)."""
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="\\N", sep="\t", date_format="%Y-%m-%d %H:%M:%S")
+    frame.to_csv(buf, index=False, header=False, na_rep="", quoting=csv.QUOTE_NONNUMERIC,
+                 date_format="%Y-%m-%d %H:%M:%S")
     raw: Any = conn.connection.dbapi_connection  # psycopg's connection: COPY is not in the DB-API
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     with raw.cursor() as cur:
-        with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT text)') as copy:
+        with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({cols}))') as copy:
             copy.write(buf.getvalue())
     return len(frame)
 

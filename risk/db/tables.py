@@ -35,7 +35,7 @@ metadata = MetaData(naming_convention={
 def provenance() -> list[Column]:
     return [
         Column("delivery_day", String(10), nullable=False),
-        Column("source_file", String(200), nullable=False),
+        Column("source_file", String, nullable=False),
         Column("source_line", Integer, nullable=False),
         Column("row_hash", String(32), nullable=False),
     ]
@@ -44,7 +44,7 @@ def provenance() -> list[Column]:
 region = Table(
     "region", metadata,
     Column("code", String(12), primary_key=True),
-    Column("name", String(100), nullable=False),
+    Column("name", String, nullable=False),
     Column("level", String(10), nullable=False),
     Column("parent_code", String(12)),
     *provenance(),
@@ -54,37 +54,37 @@ region = Table(
 recipient = Table(
     "recipient", metadata,
     Column("person_id", String(18), primary_key=True),
-    Column("name", String(100), nullable=False),
+    Column("name", String, nullable=False),
     Column("gender", String(1), nullable=False),
     Column("birth_date", Date, nullable=False),
     Column("village_code", String(12), nullable=False, index=True),
-    Column("bank_account", String(40), nullable=False),
-    Column("card_no", String(20), nullable=False),
+    Column("bank_account", String, nullable=False),
+    Column("card_no", String, nullable=False),
     Column("last_certified_on", Date),
-    Column("phone", String(30)),
+    Column("phone", String),
     *provenance(),
 )
 
 supervisor = Table(
     "supervisor", metadata,
-    Column("user_id", String(64), primary_key=True),
-    Column("name", String(100), nullable=False),
+    Column("user_id", String, primary_key=True),
+    Column("name", String, nullable=False),
     Column("role", String(10), nullable=False),
     Column("region_code", String(12), nullable=False),
-    Column("email", String(200)),
-    Column("notify_url", String(500)),
+    Column("email", String),
+    Column("notify_url", String),
     *provenance(),
 )
 
 payment = Table(
     "payment", metadata,
-    Column("payment_id", String(64), primary_key=True),
+    Column("payment_id", String, primary_key=True),
     Column("person_id", String(18), nullable=False, index=True),
     Column("benefit_type", String(24), nullable=False),
     Column("period", Date, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
     Column("paid_on", Date, nullable=False),
-    Column("bank_account", String(40), nullable=False),
+    Column("bank_account", String, nullable=False),
     *provenance(),
     Index("ix_payment_bank_account_period", "bank_account", "period"),
     CheckConstraint("amount_cents > 0", name="amount_positive"),
@@ -92,16 +92,16 @@ payment = Table(
 
 card_event = Table(
     "card_event", metadata,
-    Column("event_id", String(64), primary_key=True),
+    Column("event_id", String, primary_key=True),
     Column("person_id", String(18), nullable=False, index=True),
-    Column("card_no", String(20), nullable=False),
-    Column("occurred_at", String(40), nullable=False),  # as delivered, with its offset
+    Column("card_no", String, nullable=False),
+    Column("occurred_at", String, nullable=False),  # as delivered, with its offset
     Column("occurred_utc", DateTime, nullable=False),
     Column("occurred_on", Date, nullable=False),  # the Beijing (UTC+8) day
     Column("occurred_hour", SmallInteger, nullable=False),  # the Beijing hour, 0-23
     Column("event_type", String(16), nullable=False),
     Column("county_code", String(12), nullable=False),
-    Column("institution_id", String(64), nullable=False),
+    Column("institution_id", String, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
     Column("admitted_on", Date),
     *provenance(),
@@ -111,10 +111,10 @@ card_event = Table(
 
 death = Table(
     "death", metadata,
-    Column("record_id", String(64), primary_key=True),
+    Column("record_id", String, primary_key=True),
     Column("person_id", String(18), nullable=False, index=True),
-    Column("person_id_delivered", String(20), nullable=False),
-    Column("name", String(100), nullable=False),
+    Column("person_id_delivered", String, nullable=False),
+    Column("name", String, nullable=False),
     Column("death_date", Date, nullable=False),
     Column("source", String(20), nullable=False),
     Column("reported_on", Date, nullable=False),
@@ -123,10 +123,10 @@ death = Table(
 
 incarceration = Table(
     "incarceration", metadata,
-    Column("record_id", String(64), primary_key=True),
+    Column("record_id", String, primary_key=True),
     Column("person_id", String(18), nullable=False, index=True),
-    Column("person_id_delivered", String(20), nullable=False),
-    Column("name", String(100), nullable=False),
+    Column("person_id_delivered", String, nullable=False),
+    Column("name", String, nullable=False),
     Column("sentence_type", String(20), nullable=False),
     Column("start_date", Date, nullable=False),
     Column("end_date", Date),
@@ -147,7 +147,7 @@ delivery_file = Table(
     "delivery_file", metadata,
     Column("delivery_day", String(10), primary_key=True),
     Column("source", String(20), primary_key=True),
-    Column("file_name", String(200), nullable=False),
+    Column("file_name", String, nullable=False),
     Column("rows_read", Integer, nullable=False),
     Column("rejected_whole", Boolean, nullable=False, default=False),
     Column("load_ms", Integer, nullable=False, default=0),  # wall time of reading, checking and loading it
@@ -159,11 +159,11 @@ quality_issue = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("source", String(20), nullable=False),
     Column("delivery_day", String(10), nullable=False),
-    Column("file_name", String(200), nullable=False),
+    Column("file_name", String, nullable=False),
     Column("line", Integer),  # empty when the whole file is rejected
-    Column("record_key", String(200)),
+    Column("record_key", String),
     Column("kind", String(12), nullable=False),  # file | row | invalid | reference | conflict
-    Column("field", String(200)),
+    Column("field", String),
     Column("reason", Text, nullable=False),
     Column("raw", Text),  # the delivered row as JSON, so nothing quarantined is lost
     UniqueConstraint("source", "delivery_day", "line"),
@@ -179,8 +179,8 @@ sighting = Table(
     Column("source", String(20), primary_key=True),
     Column("delivery_day", String(10), primary_key=True),
     Column("source_line", Integer, primary_key=True),
-    Column("record_key", String(200), nullable=False),
-    Column("source_file", String(200), nullable=False),
+    Column("record_key", String, nullable=False),
+    Column("source_file", String, nullable=False),
     Column("row_hash", String(32), nullable=False),
     Column("kind", String(12), nullable=False),  # redelivery | conflict | superseded
     Column("within_file", Boolean, nullable=False),  # a repeat of a key earlier in the same file
@@ -201,7 +201,7 @@ certification = Table(
     Column("delivery_day", String(10), primary_key=True),
     Column("source_line", Integer, primary_key=True),
     Column("certified_on", Date, nullable=False),
-    Column("source_file", String(200), nullable=False),
+    Column("source_file", String, nullable=False),
 )
 
 # ---------------------------------------------------------------- alerts

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 06:01:57.665219
+Create Date: 2026-11-27 06:12:49.166548
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("delivery_day", sa.String(length=10), nullable=False),
         sa.Column("source_line", sa.Integer(), nullable=False),
         sa.Column("certified_on", sa.Date(), nullable=False),
-        sa.Column("source_file", sa.String(length=200), nullable=False),
+        sa.Column("source_file", sa.String(), nullable=False),
         sa.PrimaryKeyConstraint("person_id", "delivery_day", "source_line", name=op.f("pk_certification")),
     )
 
