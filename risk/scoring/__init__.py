@@ -1,0 +1,1 @@
+"""Anomaly scoring of people's behaviour."""

@@ -1,0 +1,326 @@
+"""The anomaly model: an isolation forest (Liu, Ting and Zhou, ICDM 2008) over behavioural features.
+
+`BehaviourForest` wraps scikit-learn's `IsolationForest` with the paper's defaults (t = 100 trees, each on a
+subsample of ψ = 256 rows) and follows the estimator conventions: the constructor stores parameters only,
+everything learnt ends in `_`, randomness comes from `random_state`.
+
+Sign convention — read this before using the scores:
+
+* `score_samples(X)` is the paper's anomaly score s(x, n) in (0, 1]: HIGHER = MORE UNUSUAL. scikit-learn's
+  `IsolationForest.score_samples` returns the opposite (-s, "the lower, the more abnormal"); this class
+  returns `-forest_.score_samples(X)`, so s > 0.5 is the paper's "anomaly" region.
+* `decision_function(X)` and `predict(X)` keep scikit-learn's meaning: decision = `threshold_ - s`,
+  negative for outliers; predict is -1 for outliers and 1 for inliers. Both are exactly
+  `forest_.decision_function(X)` and `forest_.predict(X)`. `threshold_` is 0.5 (the paper's) when
+  contamination is "auto", else the training score above which that share of training rows lies.
+* Hence `decision_function != score_samples - offset_`: scikit-learn's `check_outliers_train` asserts that
+  relation and is an expected failure of this estimator (tests/unit/test_model.py checks the rest of it).
+
+Explanations (`explain`) rank features by how much of the isolation each did (see `explain` for why),
+and report beside each the robust z-score a person can verify by hand against the training medians.
+
+Persistence (`save`, `load`) uses skops, never pickle: `load` checks the file's SHA-256 before it
+reads anything, then lets skops build only the types in `TRUSTED_TYPES`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import numbers
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.ensemble import IsolationForest
+from sklearn.utils.validation import check_is_fitted, validate_data
+from skops.io.exceptions import UntrustedTypesFoundException
+
+from risk.errors import RiskError
+
+TRAIN_SCORE_QUANTILES = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 1.0)
+"""The levels at which `train_scores_` summarises the training scores (same order)."""
+
+# Consistency constants: each turns its spread measure into σ for normally distributed data.
+_MAD_TO_SIGMA = 1.4826  # 1 / Φ⁻¹(3/4)
+_IQR_TO_SIGMA = 1.349  # Φ⁻¹(3/4) - Φ⁻¹(1/4)
+_MEANAD_TO_SIGMA = 1.2533  # √(π/2)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One feature behind a row's score.
+
+    isolation_share: the share of the row's isolation (in the forest's trees) done by splits on this
+    feature, 0-1. robust_z: (value - median) / scale of the training data, signed; ±inf when the feature
+    was constant in training and the value differs from that constant.
+    """
+
+    feature: str
+    value: float
+    median: float
+    robust_z: float
+    isolation_share: float
+
+
+class BehaviourForest(OutlierMixin, BaseEstimator):
+    """Isolation forest whose `score_samples` is the paper's s(x, n): higher = more unusual.
+
+    Input: a numeric array or DataFrame without NaN or infinity (rejected with a ValueError; the
+    features of `risk.scoring.features` are never NaN, impute upstream otherwise). Sparse input is not
+    accepted: the training medians and scales need dense columns.
+
+    Parameters
+    ----------
+    n_estimators : int, default=100
+        Trees in the forest (the paper's t).
+    max_samples : int, float or "auto", default=256
+        Rows drawn, without replacement, to grow each tree (the paper's ψ). An int larger than the
+        number of training rows means all rows, as in the paper (and as scikit-learn does, but here
+        without its warning).
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        "auto": outliers are rows with s > 0.5, the paper's rule. A float: the share of training rows
+        `predict` calls outliers.
+    max_features : int or float, default=1.0
+        Features drawn for each tree; 1.0 = all, as in the paper.
+    random_state : int, RandomState instance or None, default=None
+        Seed for subsampling and splits; an int makes `fit` reproducible.
+
+    Attributes
+    ----------
+    forest_ : IsolationForest
+        The fitted scikit-learn forest (fitted on a NumPy array, without feature names).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, only when `fit` got a DataFrame with string column names
+    threshold_ : float
+        Score above which `predict` calls a row an outlier (`decision_function = threshold_ - s`).
+    train_scores_ : ndarray of shape (len(TRAIN_SCORE_QUANTILES),)
+        Quantiles of the training rows' scores at the levels of `TRAIN_SCORE_QUANTILES`.
+    feature_medians_ : ndarray of shape (n_features_in_,)
+    feature_scales_ : ndarray of shape (n_features_in_,)
+        Robust spread of each feature in training, in σ units for normal data: 1.4826 × MAD; where the
+        MAD is 0 (at least half the rows share one value, e.g. counts that are mostly 0), IQR / 1.349;
+        where that is 0 too, 1.2533 × the mean absolute deviation from the median; 0 only for a
+        feature constant in training.
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        max_samples: int | float | str = 256,
+        contamination: str | float = "auto",
+        max_features: int | float = 1.0,
+        random_state: Any = None,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.contamination = contamination
+        self.max_features = max_features
+        self.random_state = random_state
+
+    def fit(self, X: ArrayLike, y: Any = None) -> BehaviourForest:
+        """Grow the forest on X (y is ignored) and summarise the training data for explanations."""
+        X_checked = validate_data(self, X, dtype=np.float64)
+        n_rows = X_checked.shape[0]
+        psi = self.max_samples
+        if isinstance(psi, numbers.Integral) and not isinstance(psi, bool) and psi > n_rows:
+            psi = n_rows
+        self.forest_ = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=psi,
+            contamination=self.contamination,
+            max_features=self.max_features,
+            random_state=self.random_state,
+        ).fit(X_checked)
+        self.threshold_ = float(-self.forest_.offset_)
+        train_scores = -self.forest_.score_samples(X_checked)
+        self.train_scores_ = np.quantile(train_scores, TRAIN_SCORE_QUANTILES)
+        self.feature_medians_, self.feature_scales_ = _robust_location_and_scale(X_checked)
+        return self
+
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
+        """The paper's anomaly score s(x, n) of each row, in (0, 1]: higher = more unusual."""
+        check_is_fitted(self)
+        X_checked = validate_data(self, X, dtype=np.float64, reset=False)
+        return -self.forest_.score_samples(X_checked)
+
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
+        """`threshold_ - score_samples(X)`: negative for outliers (scikit-learn's convention)."""
+        check_is_fitted(self)
+        return self.threshold_ - self.score_samples(X)
+
+    def predict(self, X: ArrayLike) -> NDArray[np.int_]:
+        """-1 for outliers, 1 for inliers (scikit-learn's convention); a row on the threshold is an inlier."""
+        return np.where(self.decision_function(X) < 0, -1, 1)
+
+    def explain(self, X: ArrayLike, top: int = 3) -> list[list[Reason]]:
+        """For each row, the `top` features that made it unusual, most important first.
+
+        Ranking is by isolation share: in every tree, the row's path from the root to its leaf narrows the
+        tree's ψ training rows down to the few in the leaf; a split that keeps n_child of n_parent rows
+        does log2(n_parent / n_child) bits of that isolation, and those bits add up, per tree, to
+        log2(ψ / n_leaf) — exactly what makes the path short and the score high. Each split's bits are
+        credited to the feature it split on, summed over the trees, and given as a share of the row's
+        total. This explains the model's own score (what the forest actually used), including rows that
+        are unusual only in a combination of features, and costs one pass of the row through the trees.
+
+        The robust z-score (value against the training median and scale) is reported beside it, not
+        used for the ranking: it is what a supervisor can check by hand, but it is blind to the model
+        and to unusual combinations. A feature constant in training is never split on, so it cannot
+        raise the score and gets no share; its z-score (±inf) still shows a value never seen in training.
+        Ties in share are broken by |z|, then by column order.
+        """
+        check_is_fitted(self)
+        if top < 1:
+            raise ValueError(f"top must be at least 1, got {top}")
+        X_checked = validate_data(self, X, dtype=np.float64, reset=False)
+        shares = self._isolation_shares(X_checked)
+        z = _robust_z(X_checked, self.feature_medians_, self.feature_scales_)
+        names = self._feature_names()
+        explanations: list[list[Reason]] = []
+        for row in range(X_checked.shape[0]):
+            # lexsort: the last key is the primary one; stable, so column order breaks the last ties
+            order = np.lexsort((-np.abs(z[row]), -shares[row]))[:top]
+            explanations.append([
+                Reason(
+                    feature=names[j],
+                    value=float(X_checked[row, j]),
+                    median=float(self.feature_medians_[j]),
+                    robust_z=float(z[row, j]),
+                    isolation_share=float(shares[row, j]),
+                )
+                for j in order
+            ])
+        return explanations
+
+    def _feature_names(self) -> list[str]:
+        if hasattr(self, "feature_names_in_"):
+            return [str(name) for name in self.feature_names_in_]
+        return [f"x{j}" for j in range(self.n_features_in_)]
+
+    def _isolation_shares(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(n_rows, n_features): each feature's share of the bits of isolation over all trees."""
+        n_rows, n_features = X.shape
+        X32 = np.ascontiguousarray(X, dtype=np.float32)  # what the trees' Cython code takes
+        bits = np.zeros(n_rows * n_features)
+        for tree_model, features in zip(self.forest_.estimators_, self.forest_.estimators_features_, strict=True):
+            # As in IsolationForest: a tree sees a column subset only when max_features < n_features;
+            # with all features, `features` is a permutation that is not applied.
+            if len(features) == n_features:
+                features = np.arange(n_features)
+                X_tree = X32
+            else:
+                X_tree = np.ascontiguousarray(X32[:, features])
+            tree = tree_model.tree_
+            node_bits, node_feature = _bits_into_each_node(tree, features)
+            rows, nodes = tree.decision_path(X_tree).nonzero()
+            keep = nodes != 0  # the root is entered by every row: no isolation
+            rows, nodes = rows[keep], nodes[keep]
+            bits += np.bincount(
+                rows * n_features + node_feature[nodes], weights=node_bits[nodes], minlength=n_rows * n_features
+            )
+        per_feature = bits.reshape(n_rows, n_features)
+        total = per_feature.sum(axis=1, keepdims=True)
+        return np.divide(per_feature, total, out=np.zeros_like(per_feature), where=total > 0)
+
+
+def _bits_into_each_node(tree: Any, features: NDArray[np.intp]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """For every node but the root: log2(rows in parent / rows in node), and the column its parent split on."""
+    left, right = tree.children_left, tree.children_right
+    split = np.flatnonzero(left != -1)
+    parent = np.zeros(tree.node_count, dtype=np.intp)
+    parent[left[split]] = split
+    parent[right[split]] = split
+    rows_in = tree.n_node_samples.astype(np.float64)
+    node_bits = np.log2(rows_in[parent] / rows_in)
+    node_bits[0] = 0.0
+    node_feature = np.asarray(features, dtype=np.intp)[np.maximum(tree.feature[parent], 0)]
+    return node_bits, node_feature
+
+
+def _robust_location_and_scale(X: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    median = np.median(X, axis=0)
+    deviation = np.abs(X - median)
+    mad = _MAD_TO_SIGMA * np.median(deviation, axis=0)
+    q75, q25 = np.percentile(X, [75, 25], axis=0)
+    iqr = (q75 - q25) / _IQR_TO_SIGMA
+    mean_ad = _MEANAD_TO_SIGMA * deviation.mean(axis=0)
+    scale = np.where(mad > 0, mad, np.where(iqr > 0, iqr, mean_ad))
+    return median, scale
+
+
+def _robust_z(X: NDArray[np.float64], median: NDArray[np.float64], scale: NDArray[np.float64]) -> NDArray[np.float64]:
+    offset = X - median
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = offset / scale
+    return np.where(scale > 0, z, np.where(offset == 0, 0.0, np.sign(offset) * np.inf))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Persistence
+
+TRUSTED_TYPES: list[str] = [
+    # Exactly what skops.io.get_untrusted_types(file=...) lists for a fitted BehaviourForest (skops 0.16,
+    # scikit-learn 1.9; fitted on an array and on a DataFrame, any contamination and max_features). The
+    # rest of the file (builtins, NumPy arrays, IsolationForest, ExtraTreeRegressor) is on skops' default
+    # trusted list. Recompute and review whenever the fitted attributes or those versions change.
+    "risk.scoring.model.BehaviourForest",
+    "sklearn.tree._tree.Tree",
+]
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class ModelFileError(RiskError):
+    """A saved model that must not be loaded: not the file expected, or holding types not trusted."""
+
+
+def save(model: BehaviourForest, path: str | os.PathLike[str]) -> str:
+    """Write the fitted model with skops (atomically) and return the SHA-256 (hex) of the bytes written."""
+    check_is_fitted(model)
+    data = skops.io.dumps(model)
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with open(partial, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load(path: str | os.PathLike[str], expected_sha256: str) -> BehaviourForest:
+    """Load a model saved by `save`, after checking its SHA-256; only `TRUSTED_TYPES` may be built.
+
+    The file is read once; the hash is checked on those bytes and the same bytes are loaded, so a file
+    swapped between the check and the load cannot slip through.
+    """
+    expected = expected_sha256.strip().lower()
+    if not _SHA256_HEX.fullmatch(expected):
+        raise ModelFileError(f"模型文件的 SHA-256 应为 64 位十六进制 / expected_sha256 must be 64 hex digits, got {expected_sha256!r}")
+    data = Path(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if not hmac.compare_digest(actual, expected):
+        raise ModelFileError(
+            f"模型文件校验失败，未加载 / model file {os.fspath(path)} not loaded: its SHA-256 is {actual}, expected {expected}"
+        )
+    try:
+        model = skops.io.loads(data, trusted=TRUSTED_TYPES)
+    except UntrustedTypesFoundException as error:
+        raise ModelFileError(
+            f"模型文件含有不受信任的类型，未加载 / model file {os.fspath(path)} not loaded: {error}"
+        ) from error
+    if not isinstance(model, BehaviourForest):
+        raise ModelFileError(
+            f"模型文件不是 BehaviourForest / model file {os.fspath(path)} holds a {type(model).__name__}, not a BehaviourForest"
+        )
+    return model
