@@ -1,4 +1,4 @@
-"""fund_risk_nightly: load every delivery day not loaded yet, then run the rules and the quality report.
+"""fund_risk_nightly: load every delivery day not loaded yet, run the rules, score behaviour, report quality.
 
 Declarations only: each task calls one `risk.pipeline` function, the same ones `risk run` calls.
 Tasks hand each other keys (delivery days); the landing folder, warehouse and `until` day come from
@@ -114,6 +114,14 @@ def fund_risk_nightly():
         return pipeline.detect(run.settings, as_of=run.until)
 
     @task
+    def score() -> dict:
+        """Everyone's recent behaviour through the current model; anomaly alerts for the most unusual."""
+        from risk import pipeline
+
+        run = _run()
+        return pipeline.score(run.settings, as_of=run.until)
+
+    @task
     def quality_report() -> str:
         from risk import pipeline
 
@@ -121,7 +129,7 @@ def fund_risk_nightly():
 
     days = find_pending_days()
     migrate() >> days
-    load_day.expand(day=days) >> detect() >> quality_report()
+    load_day.expand(day=days) >> detect() >> score() >> quality_report()
 
 
 fund_risk_nightly()

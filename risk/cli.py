@@ -141,11 +141,40 @@ def cmd_evaluate(args) -> int:
     gateway.migrate(settings.database_url)
     with gateway.transaction(settings.database_url) as conn:
         scores, wrongs = evaluate.evaluate(conn, Path(args.truth))
-    _write(evaluate.table(scores), args.out)
+        scoring = evaluate.evaluate_scoring(conn, Path(args.truth))
+    _write(evaluate.table(scores) + (evaluate.scoring_table(scoring) if scoring else ""), args.out)
     for w in wrongs:
         _say(f"合法情形被误报 / lawful case flagged: {w}")
     perfect = all(s.precision == 1 and s.recall == 1 and s.exact == s.hits for s in scores) and not wrongs
     return 0 if perfect else 1
+
+
+def cmd_model_train(args) -> int:
+    from risk import pipeline
+
+    result = pipeline.train_model(_settings(args), as_of=args.as_of)
+    _say(f"已训练并启用 / trained and made current: {result['version']} on {result['rows']:,} people, "
+         f"window {result['window'][0]} … {result['window'][1]}, sha256 {result['sha256'][:16]}…")
+    return 0
+
+
+def cmd_model_report(args) -> int:
+    from risk import pipeline
+
+    _write(json.dumps(pipeline.model_report(_settings(args)), ensure_ascii=False, indent=1, default=str) + "\n",
+           args.out)
+    return 0
+
+
+def cmd_scores_export(args) -> int:
+    from risk.db import gateway
+    from risk.scoring import report
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    with gateway.transaction(settings.database_url) as conn:
+        _write(report.scores_csv(conn), args.out)
+    return 0
 
 
 def cmd_demo(args) -> int:
@@ -191,6 +220,23 @@ def parser() -> argparse.ArgumentParser:
     _out(p)
     _db(p)
     p.set_defaults(func=cmd_alerts_export)
+
+    sc = sub.add_parser("scores", help="行为评分 / behaviour scores").add_subparsers(dest="action", required=True)
+    p = sc.add_parser("export", help="导出评分 / export scores (person_id, score, model_version, top_features)")
+    p.add_argument("--format", choices=["csv"], default="csv")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_scores_export)
+
+    m = sub.add_parser("model", help="行为模型 / behaviour model").add_subparsers(dest="action", required=True)
+    p = m.add_parser("train", help="训练并启用新模型 / train a model and make it current")
+    p.add_argument("--as-of", help="窗口结束日 / window ends on this day (default: newest loaded day)")
+    _db(p)
+    p.set_defaults(func=cmd_model_train)
+    p = m.add_parser("report", help="模型、漂移与精度 / the model, drift and precision per version")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_model_report)
 
     q = sub.add_parser("quality", help="数据质量 / data quality").add_subparsers(dest="action", required=True)
     p = q.add_parser("export", help="导出拒收行 / export rejected rows")

@@ -73,3 +73,46 @@ def table(scores: list[RuleScore]) -> str:
     lines.append(f"{total.rule:<24}{total.planted:>8}{total.raised:>8}{total.hits:>6}{total.precision:>11.3f}"
                  f"{total.recall:>8.3f}{f'{total.exact}/{total.hits}':>15}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class ScoringScore:
+    planted: int
+    scored: int
+    roc_auc: float | None
+    precision_at_k: float | None
+    by_kind: dict[str, float]  # kind -> share of that kind's people in the top K
+
+
+def evaluate_scoring(conn: Connection, truth: Path) -> ScoringScore | None:
+    """ROC-AUC of tonight's scores against the planted behavioural outliers, and precision at K (K = the
+    number planted); None when nothing was scored or nothing planted."""
+    from sklearn.metrics import roc_auc_score
+
+    from risk.db.tables import score
+
+    outliers = {r["person_id"]: r.get("kind", "") for r in _read(truth / "outliers.csv")}
+    rows = conn.execute(select(score.c.person_id, score.c.score)).all()
+    if not rows or not outliers:
+        return None
+    people = [r.person_id for r in rows]
+    values = [float(r.score) for r in rows]
+    labels = [1 if p in outliers else 0 for p in people]
+    planted = sum(labels)
+    auc = roc_auc_score(labels, values) if 0 < planted < len(labels) else None
+    ranked = sorted(zip(values, people, strict=True), reverse=True)[:planted]
+    top = {p for _, p in ranked}
+    by_kind: dict[str, list[int]] = {}
+    for p, kind in outliers.items():
+        by_kind.setdefault(kind, []).append(1 if p in top else 0)
+    return ScoringScore(planted, len(people), auc, len(top & set(outliers)) / planted if planted else None,
+                        {k: sum(v) / len(v) for k, v in by_kind.items()})
+
+
+def scoring_table(s: ScoringScore) -> str:
+    lines = [f"behaviour scoring: {s.scored:,} people scored, {s.planted} planted outliers",
+             f"  ROC-AUC {s.roc_auc:.3f}" if s.roc_auc is not None else "  ROC-AUC n/a",
+             f"  precision at K={s.planted}: {s.precision_at_k:.3f}" if s.precision_at_k is not None else ""]
+    for kind, share in sorted(s.by_kind.items()):
+        lines.append(f"  {kind:<22} found in the top K: {share:.2f}")
+    return "\n".join(ln for ln in lines if ln) + "\n"

@@ -250,6 +250,58 @@ def detect(settings: Settings, as_of: str | None = None) -> dict:
     }
 
 
+def _newest_day(conn: Connection, as_of: str | None) -> str | None:
+    q = select(func.max(delivery.c.day))
+    if as_of:
+        q = q.where(delivery.c.day <= as_of)
+    return conn.execute(q).scalar()
+
+
+def train_model(settings: Settings, as_of: str | None = None) -> dict:
+    """Train a behaviour model on the window ending at the newest loaded day (≤ as_of) and make it current."""
+    from risk.scoring import registry
+
+    with gateway.transaction(settings.database_url) as conn:
+        day = _newest_day(conn, as_of)
+        if day is None:
+            raise InputError("仓库中还没有数据，无法训练 / nothing loaded yet: no data to train on")
+        r = registry.train(conn, settings, date.fromisoformat(day), window_days=settings.window_days)
+    return {"version": r.version, "rows": r.rows, "window": [str(r.window_start), str(r.window_end)],
+            "features": r.features, "sha256": r.sha256}
+
+
+def score(settings: Settings, as_of: str | None = None) -> dict:
+    """Score everyone's recent behaviour with the current model (a first model is trained when none is
+    registered yet) and raise `anomaly` alerts for the most unusual people."""
+    from risk.scoring import nightly, registry
+
+    with gateway.transaction(settings.database_url) as conn:
+        day = _newest_day(conn, as_of)
+        if day is None:
+            return {"scored": 0}
+        registered = registry.current(conn)
+        trained = registered is None
+        if registered is None:
+            log.info("no behaviour model registered yet: training the first one")
+            try:
+                registered = registry.train(conn, settings, date.fromisoformat(day), window_days=settings.window_days)
+            except registry.TooFewPeople as e:
+                log.warning("behaviour scoring skipped: %s", e)
+                return {"scored": 0, "skipped": str(e)}
+        result = nightly.score_people(conn, settings, registered, date.fromisoformat(day),
+                                      window_days=settings.window_days, budget=settings.anomaly_budget)
+    return {**result, "trained_first_model": trained}
+
+
+def model_report(settings: Settings) -> dict:
+    """The current model, drift of the nightly score distributions from its training, and the precision of
+    decided anomaly alerts per model version."""
+    from risk.scoring import report
+
+    with gateway.transaction(settings.database_url) as conn:
+        return report.model_report(conn, settings)
+
+
 def write_quality_report(settings: Settings) -> str:
     """Write the data-quality report (HTML) and return its path."""
     with gateway.transaction(settings.database_url) as conn:
@@ -285,5 +337,11 @@ def run(settings: Settings, landing: str | Path, until: str | None = None,
     detection = detect(settings, until)
     say(f"预警 / alerts: {detection['alerts']:,}（新 new {detection['raised']:,}），"
         f"涉及金额 / amount at risk: ¥{detection['amount_at_risk']}")
+    say("行为评分中 / scoring behaviour …")
+    scoring = score(settings, until)
+    if scoring.get("scored"):
+        say(f"评分 / scored {scoring['scored']:,} 人 people with {scoring['model_version']}; "
+            f"异常预警 / anomaly alerts raised: {scoring['anomaly_raised']}")
+    detection["scoring"] = scoring
     report = write_quality_report(settings)
     return RunSummary(days=done, detection=detection, report=report, seconds=time.monotonic() - started)

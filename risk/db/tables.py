@@ -226,3 +226,41 @@ alert = Table(
     CheckConstraint("severity IN ('high', 'medium', 'low')", name="severity"),
     CheckConstraint("amount_at_risk_cents >= 0", name="amount_not_negative"),
 )
+
+# ---------------------------------------------------------------- behavioural scoring
+
+model = Table(
+    "model", metadata,
+    Column("version", String(40), primary_key=True),  # e.g. iforest-20260105T020000
+    Column("file", String, nullable=False),  # the skops file, relative to the models folder
+    Column("sha256", String(64), nullable=False),  # checked before the file is ever loaded
+    Column("trained_at", DateTime, nullable=False),
+    Column("window_start", Date, nullable=False),
+    Column("window_end", Date, nullable=False),
+    Column("params", Text, nullable=False),  # JSON
+    Column("features", Text, nullable=False),  # JSON list, in the order the model takes them
+    Column("rows", Integer, nullable=False),
+    Column("libraries", Text, nullable=False),  # JSON: library versions it was trained with
+    Column("train_scores", Text, nullable=False),  # JSON: quantiles of the training scores
+    Column("status", String(12), nullable=False),  # current | retired
+    CheckConstraint("status IN ('current', 'retired')", name="status"),
+)
+
+score = Table(
+    "score", metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("score", Float, nullable=False),  # higher is more unusual (the isolation-forest paper's s)
+    Column("rank", Integer, nullable=False),  # 1 = most unusual in the city that night
+    Column("top_features", Text, nullable=False),  # JSON
+)
+
+score_night = Table(
+    "score_night", metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("model_version", String(40), primary_key=True),
+    Column("people", Integer, nullable=False),
+    Column("quantiles", Text, nullable=False),  # JSON: the night's score distribution
+    Column("drift", Float),  # population stability index against the training scores
+)
