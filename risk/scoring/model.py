@@ -259,7 +259,7 @@ def _robust_z(X: NDArray[np.float64], median: NDArray[np.float64], scale: NDArra
     offset = X - median
     with np.errstate(divide="ignore", invalid="ignore"):
         z = offset / scale
-    return np.where(scale > 0, z, np.where(offset == 0, 0.0, np.sign(offset) * np.inf))
+        return np.where(scale > 0, z, np.where(offset == 0, 0.0, np.sign(offset) * np.inf))
 
 
 # ---------------------------------------------------------------------------------------------------------
