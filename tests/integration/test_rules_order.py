@@ -7,19 +7,15 @@ shuffled one in a forked process beside the ordered one.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import multiprocessing
 import os
 import random
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from warehouses import kind_of, warehouse
 
 from risk import checks, pipeline
 from risk.alerts import export_rows
@@ -30,26 +26,6 @@ pytestmark = pytest.mark.slow
 
 PG_URL = os.environ.get("RISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SEED = 20250301
-
-
-@contextlib.contextmanager
-def second_warehouse(db_url: str, folder: Path) -> Iterator[str]:
-    """Another empty warehouse of the same kind as `db_url`, dropped afterwards."""
-    if db_url.startswith("sqlite"):
-        yield f"sqlite:///{folder / 'second.db'}"
-        return
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    name = f"risk_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        gateway.engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def load_then_detect(url: str, landing: Path, days: list[str], var: Path) -> list[dict]:
@@ -80,7 +56,7 @@ def test_sample_alerts_are_the_same_in_date_order_and_shuffled(db_url, sample_la
     assert shuffled != days
 
     checks.warm_up()
-    with second_warehouse(db_url, tmp_path) as url, \
+    with warehouse(kind_of(db_url), tmp_path, "second.db") as url, \
             ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
         in_child = pool.submit(load_then_detect, url, sample_landing, shuffled, tmp_path / "var2")
         ordered_rows = load_then_detect(db_url, sample_landing, days, tmp_path / "var")

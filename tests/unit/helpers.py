@@ -4,19 +4,16 @@ way a person would (the quality export, the ledger, whole tables)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import io
 import os
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import pytest
-from sqlalchemy import MetaData, create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import MetaData, create_engine, select
+from warehouses import pg_database, warehouse  # noqa: F401 - re-exported for the tests
 
 from risk import identity, pipeline, quality
 from risk.db import gateway
@@ -352,35 +349,6 @@ def masked(person_id: str) -> str:
 PG_URL = os.environ.get("RISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-@contextlib.contextmanager
-def pg_database():
-    """A fresh PostgreSQL database (as tests/conftest.py makes them), dropped afterwards."""
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except Exception:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL}")
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
-    name = f"risk_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        gateway.engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@contextlib.contextmanager
 def database(kind: str, folder: Path):
     """A warehouse URL of `kind` ("sqlite" or "postgres")."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'warehouse.db'}"
-        return
-    with pg_database() as url:
-        yield url
+    return warehouse(kind, folder)

@@ -11,21 +11,17 @@ was written to, so a test can ask whether an alert's evidence names it.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
-import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
+from warehouses import warehouse  # noqa: F401 - the tests take it from here
 
 from risk import pipeline
 from risk.alerts import export_rows
@@ -305,36 +301,3 @@ def assert_flags(alert: Alert, amount: str, flagged: Iterable[Fact], lawful: Ite
         assert not alert.names(f, flagged=True), f"{alert.rule}: lawful {f.file} line {f.line} ({f.key}) is flagged"
     for e in alert.evidence:
         assert e["file"] and e["line"] >= 2, f"{alert.rule}: evidence entry without file and line: {e}"
-
-
-# ---------------------------------------------------------------- warehouses for module-scoped worlds
-
-PG_URL = os.environ.get("RISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@contextlib.contextmanager
-def warehouse(kind: str, folder: Path) -> Iterator[str]:
-    """An empty warehouse URL of `kind` ("sqlite" or "postgres"), dropped afterwards (as tests/conftest.py)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'warehouse.db'}"
-        return
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect():
-            pass
-    except Exception:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable at {PG_URL}")
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}")
-    name = f"risk_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        gateway.engine_for(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
