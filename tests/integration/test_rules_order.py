@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import multiprocessing
-import os
 import random
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,7 +23,6 @@ from risk.settings import Settings
 
 pytestmark = pytest.mark.slow
 
-PG_URL = os.environ.get("RISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SEED = 20250301
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -346,7 +345,6 @@ def masked(person_id: str) -> str:
 
 # ---------------------------------------------------------------- PostgreSQL for module-scoped fixtures
 
-PG_URL = os.environ.get("RISK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def database(kind: str, folder: Path):
