@@ -272,7 +272,10 @@ TRUSTED_TYPES: list[str] = [
     # trusted list. Recompute and review whenever the fitted attributes or those versions change.
     "risk.scoring.model.BehaviourForest",
     "sklearn.tree._tree.Tree",
+    # the production model: one BehaviourForest per feature group (risk/scoring/grouped.py)
+    "risk.scoring.grouped.GroupedBehaviourForest",
 ]
+MODEL_CLASSES = ("BehaviourForest", "GroupedBehaviourForest")
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -281,7 +284,7 @@ class ModelFileError(RiskError):
     """A saved model that must not be loaded: not the file expected, or holding types not trusted."""
 
 
-def save(model: BehaviourForest, path: str | os.PathLike[str]) -> str:
+def save(model: Any, path: str | os.PathLike[str]) -> str:
     """Write the fitted model with skops (atomically) and return the SHA-256 (hex) of the bytes written."""
     check_is_fitted(model)
     data = skops.io.dumps(model)
@@ -298,7 +301,7 @@ def save(model: BehaviourForest, path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load(path: str | os.PathLike[str], expected_sha256: str) -> BehaviourForest:
+def load(path: str | os.PathLike[str], expected_sha256: str) -> Any:
     """Load a model saved by `save`, after checking its SHA-256; only `TRUSTED_TYPES` may be built.
 
     The file is read once; the hash is checked on those bytes and the same bytes are loaded, so a file
@@ -319,8 +322,8 @@ def load(path: str | os.PathLike[str], expected_sha256: str) -> BehaviourForest:
         raise ModelFileError(
             f"模型文件含有不受信任的类型，未加载 / model file {os.fspath(path)} not loaded: {error}"
         ) from error
-    if not isinstance(model, BehaviourForest):
+    if not (type(model).__module__.startswith("risk.scoring.") and type(model).__name__ in MODEL_CLASSES):
         raise ModelFileError(
-            f"模型文件不是 BehaviourForest / model file {os.fspath(path)} holds a {type(model).__name__}, not a BehaviourForest"
+            f"模型文件不是行为模型 / model file {os.fspath(path)} holds a {type(model).__name__}, not a behaviour model"
         )
     return model

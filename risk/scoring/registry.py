@@ -15,7 +15,8 @@ from sqlalchemy import Connection, func, select, update
 from risk.db.tables import model as model_table
 from risk.errors import RiskError
 from risk.scoring.features import compute_features
-from risk.scoring.model import BehaviourForest, load, save
+from risk.scoring.grouped import GroupedBehaviourForest
+from risk.scoring.model import load, save
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,14 @@ def _libraries() -> dict[str, str]:
 
 
 def train(conn: Connection, settings: Settings, as_of: date, window_days: int = DEFAULT_WINDOW_DAYS,
-          seed: int = 0, n_estimators: int = 100, max_samples: int = 256) -> Registered:
+          seed: int = 0, n_estimators: int = 100, max_samples: int = 1024) -> Registered:
     """Fit a model on everyone's features over the window ending `as_of`, save it and make it current."""
     # in person order: the forest's subsamples are drawn by position, so the same people give the same model
     features = compute_features(conn, as_of, window_days).sort_index()
     if len(features) < MIN_PEOPLE:
         raise TooFewPeople(f"训练数据太少（{len(features)}人，至少{MIN_PEOPLE}人）/ too few people to train on "
                            f"({len(features)}, at least {MIN_PEOPLE})")
-    forest = BehaviourForest(n_estimators=n_estimators, max_samples=max_samples, random_state=seed)
+    forest = GroupedBehaviourForest(n_estimators=n_estimators, max_samples=max_samples, random_state=seed)
     forest.fit(features)
     seq = (conn.execute(select(func.count()).select_from(model_table)).scalar() or 0) + 1
     version = f"iforest-{as_of:%Y%m%d}-{seq:03d}"  # the same inputs give the same version, file and hash
@@ -96,7 +97,7 @@ def current(conn: Connection) -> Registered | None:
                       json.loads(row.features), json.loads(row.train_scores), row.rows, json.loads(row.params))
 
 
-def load_model(settings: Settings, registered: Registered) -> BehaviourForest:
+def load_model(settings: Settings, registered: Registered) -> GroupedBehaviourForest:
     """The registered model's file, after checking its sha256 (never unpickled: skops with a fixed list
     of trusted types)."""
     return load(models_dir(settings) / registered.file, registered.sha256)

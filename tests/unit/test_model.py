@@ -156,7 +156,7 @@ def test_save_load_roundtrip_gives_identical_scores(tmp_path: Path, as_frame: bo
     path = tmp_path / "forest.skops"
     digest = save(model, path)
     assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert skops.io.get_untrusted_types(file=path) == sorted(TRUSTED_TYPES)
+    assert set(skops.io.get_untrusted_types(file=path)) <= set(TRUSTED_TYPES)
     loaded = load(path, digest)
     np.testing.assert_array_equal(loaded.score_samples(data), model.score_samples(data))
     np.testing.assert_array_equal(loaded.predict(data), model.predict(data))
@@ -203,7 +203,7 @@ def test_file_holding_something_else_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "forest.skops"
     skops.io.dump(IsolationForest(n_estimators=5, random_state=0).fit(gaussian()), path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    with pytest.raises(ModelFileError, match="not a BehaviourForest"):
+    with pytest.raises(ModelFileError, match="not a behaviour model"):
         load(path, digest)
 
 
