@@ -2,8 +2,9 @@
 
     .venv/bin/python -m benchmarks.seeds [--cities 2000:12:21,5000:12:22,20000:12:23,3000:6:24] [--db sqlite|postgres]
 
-For each city (people:months:seed): generate, `risk run`, `risk evaluate`; prints one line per city and
-exits 1 unless every rule has precision 1.0, recall 1.0 and exact amounts everywhere.
+For each city (people:months:seed): generate, `risk run`, `risk evaluate`; prints the rules' totals and the
+scoring's ROC-AUC and precision at K per city, and exits 1 unless every rule has precision 1.0, recall 1.0
+and exact amounts everywhere.
 """
 from __future__ import annotations
 
@@ -42,8 +43,10 @@ def main() -> int:
         ev = subprocess.run([RISK, "evaluate", "--truth", str(city / "truth"), "--db", url],
                             capture_output=True, text=True)
         total = [ln for ln in ev.stdout.splitlines() if ln.startswith("all rules")][0]
+        scoring = " ".join(ln.strip() for ln in ev.stdout.splitlines() if ln.strip().startswith(("ROC-AUC", "precision")))
         ok &= ev.returncode == 0
         print(f"{people:>7,} people {months:>2} months seed {seed:>3} ({a.db}, run {run_s:5.1f} s): {total}"
+              f"\n    scoring: {scoring}"
               + ("" if ev.returncode == 0 else f"\n{ev.stdout}{ev.stderr}"), flush=True)
     return 0 if ok else 1
 
