@@ -71,7 +71,7 @@ def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
     say(f"   {'规则 rule':<34}{'预警 alerts':>12}{'涉及金额 at risk (¥)':>22}")
     for rule, n, cents in by_rule:
         r = BY_CODE.get(rule)
-        label = f"{r.title_zh} {rule}" if r else rule
+        label = f"{r.title_zh} {rule}" if r else ("行为异常 anomaly" if rule == "anomaly" else rule)
         say(f"   {label:<32}{n:>12,}{yuan(cents or 0):>22}")
     total_n = sum(n for _, n, _ in by_rule)
     total = sum(c or 0 for _, _, c in by_rule)
