@@ -6,6 +6,8 @@ points at the log file where the details are.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import logging
 import sys
@@ -149,6 +151,102 @@ def cmd_evaluate(args) -> int:
     return 0 if perfect else 1
 
 
+def _workflow(args, work):
+    from risk.db import gateway
+
+    settings = _settings(args)
+    gateway.migrate(settings.database_url)
+    with gateway.transaction(settings.database_url) as conn:
+        return work(conn)
+
+
+def cmd_alerts_list(args) -> int:
+    from risk import alerts, workflow
+
+    rows = _workflow(args, lambda conn: alerts.as_export(
+        workflow.queue(conn, args.user, include_snoozed=args.include_snoozed)))
+    _write(alerts.render(rows, args.format), args.out)
+    return 0
+
+
+def cmd_alerts_show(args) -> int:
+    from risk import workflow
+    from risk.alerts import yuan
+    from risk.db.tables import recipient
+    from risk.identity import mask_id, mask_name
+    from risk.rules import BY_CODE
+
+    def work(conn):
+        u = workflow.user(conn, args.user)
+        a = workflow.visible(conn, u, args.alert_id)
+        name = conn.execute(select(recipient.c.name).where(recipient.c.person_id == a.person_id)).scalar() or ""
+        if args.unmask:
+            workflow.log_event(conn, a.alert_id, u.user_id, "view_unmasked", a.status, a.status)
+        rule = BY_CODE.get(a.rule)
+        lines = [f"预警 alert {a.alert_id}  {rule.title_zh + ' / ' + rule.title_en if rule else a.rule}",
+                 f"状态 status: {workflow.STATUS_ZH.get(a.status, a.status)} ({a.status})  严重程度 severity: {a.severity}"
+                 f"  涉及金额 amount at risk: ¥{yuan(a.amount_at_risk_cents)}  首次发现 first seen: {a.first_seen}",
+                 f"人员 person: {a.person_id if args.unmask else mask_id(a.person_id)}  "
+                 f"{name if args.unmask else mask_name(name)}  村 village: {a.village_code}"]
+        if rule:
+            lines.append(f"请核实 what to check: {rule.explain_zh}")
+        if a.explanation:
+            for r in json.loads(a.explanation).get("reasons", []):
+                lines.append(f"  · {r['zh']}")
+        lines.append("证据 evidence:")
+        for e in json.loads(a.evidence):
+            where = f"{e['file']} 第{e['line']}行" if e.get("file") else ""
+            lines.append(f"  {'●' if e.get('flagged') else '○'} {e['fact']} {e['id']} {e.get('detail', '')} "
+                         f"¥{e.get('amount_at_risk', '')} {where}".rstrip())
+        return "\n".join(lines) + "\n"
+
+    from sqlalchemy import select
+
+    _write(_workflow(args, work), args.out)
+    return 0
+
+
+def cmd_alerts_act(args) -> int:
+    from risk import workflow
+
+    to = _workflow(args, lambda conn: workflow.act(conn, args.user, args.alert_id, args.action_name,
+                                                   comment=args.comment, reason=getattr(args, "reason", None)))
+    _say(f"{args.alert_id}: {workflow.STATUS_ZH.get(to, to)} ({to})")
+    return 0
+
+
+def cmd_alerts_recover(args) -> int:
+    from datetime import date
+
+    from risk import workflow
+
+    total = _workflow(args, lambda conn: workflow.record_recovery(
+        conn, args.user, args.alert_id, args.amount, date.fromisoformat(args.date), args.method, args.comment))
+    _say(f"{args.alert_id}: 已追回合计 / recovered so far ¥{total}")
+    return 0
+
+
+def cmd_alerts_snooze(args) -> int:
+    from risk import workflow
+
+    until = _workflow(args, lambda conn: workflow.snooze(conn, args.user, args.alert_id, args.days, args.reason))
+    _say(f"{args.alert_id}: 暂缓至 / snoozed until {until}")
+    return 0
+
+
+def cmd_alerts_history(args) -> int:
+    from risk import workflow
+
+    rows = _workflow(args, lambda conn: workflow.history(conn, args.alert_id))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["id", "alert_id", "at", "user_id", "action", "from_status", "to_status",
+                                        "comment", "details"], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    _write(buf.getvalue(), args.out)
+    return 0
+
+
 def cmd_model_train(args) -> int:
     from risk import pipeline
 
@@ -220,6 +318,52 @@ def parser() -> argparse.ArgumentParser:
     _out(p)
     _db(p)
     p.set_defaults(func=cmd_alerts_export)
+    p = alerts.add_parser("list", help="某用户范围内的预警 / the alerts in a user's area")
+    p.add_argument("--user", required=True)
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--include-snoozed", action="store_true")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_list)
+    p = alerts.add_parser("show", help="查看一条预警 / one alert (identity masked unless --unmask, which is logged)")
+    p.add_argument("alert_id")
+    p.add_argument("--user", required=True)
+    p.add_argument("--unmask", action="store_true")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_show)
+    for name, help_text in [("ack", "接收 / acknowledge"), ("investigate", "开始核查 / start investigating"),
+                            ("confirm", "确认属实 / confirm"), ("dismiss", "排除 / dismiss"), ("close", "结案 / close")]:
+        p = alerts.add_parser(name, help=help_text)
+        p.add_argument("alert_id")
+        p.add_argument("--user", required=True)
+        p.add_argument("--comment")
+        if name == "dismiss":
+            p.add_argument("--reason", required=True, help="lawful | data_error | already_handled | not_found | other")
+        _db(p)
+        p.set_defaults(func=cmd_alerts_act, action_name="acknowledge" if name == "ack" else name)
+    p = alerts.add_parser("recover", help="登记追回 / record a (partial) recovery")
+    p.add_argument("alert_id")
+    p.add_argument("--user", required=True)
+    p.add_argument("--amount", required=True)
+    p.add_argument("--date", required=True, help="YYYY-MM-DD")
+    p.add_argument("--method", required=True, help="bank_return | deduction | repayment | court | other")
+    p.add_argument("--comment")
+    _db(p)
+    p.set_defaults(func=cmd_alerts_recover)
+    p = alerts.add_parser("snooze", help="暂缓（最多180天）/ snooze up to 180 days")
+    p.add_argument("alert_id")
+    p.add_argument("--user", required=True)
+    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--reason", required=True)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_snooze)
+    p = alerts.add_parser("history", help="预警的审计记录 / the audit log of one alert")
+    p.add_argument("alert_id")
+    p.add_argument("--format", choices=["csv"], default="csv")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_history)
 
     sc = sub.add_parser("scores", help="行为评分 / behaviour scores").add_subparsers(dest="action", required=True)
     p = sc.add_parser("export", help="导出评分 / export scores (person_id, score, model_version, top_features)")

@@ -222,6 +222,7 @@ alert = Table(
     Column("evidence", Text, nullable=False),  # JSON list of facts, each with its file and line
     Column("evidence_count", Integer, nullable=False),
     Column("explanation", Text),  # JSON, frozen when raised (anomaly alerts)
+    Column("snoozed_until", Date),  # out of the queue until then (at most 180 days, with a reason)
     UniqueConstraint("rule", "person_id"),
     CheckConstraint("severity IN ('high', 'medium', 'low')", name="severity"),
     CheckConstraint("amount_at_risk_cents >= 0", name="amount_not_negative"),
@@ -263,4 +264,32 @@ score_night = Table(
     Column("people", Integer, nullable=False),
     Column("quantiles", Text, nullable=False),  # JSON: the night's score distribution
     Column("drift", Float),  # population stability index against the training scores
+)
+
+# ---------------------------------------------------------------- workflow
+
+# Append-only: every change to an alert (and every unmasked view), by whom, when, from and to which status.
+alert_event = Table(
+    "alert_event", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(40), nullable=False, index=True),
+    Column("at", DateTime, nullable=False),
+    Column("user_id", String, nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16)),
+    Column("comment", Text),
+    Column("details", Text),  # JSON
+)
+
+recovery = Table(
+    "recovery", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(40), nullable=False, index=True),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("recovered_on", Date, nullable=False),
+    Column("method", String(40), nullable=False),
+    Column("recorded_by", String, nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+    CheckConstraint("amount_cents > 0", name="amount_positive"),
 )

@@ -1,0 +1,166 @@
+"""The alert lifecycle from the command line, every role's scope, and the audit log."""
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from risk import pipeline, workflow
+from risk.cli import main
+from risk.db import gateway
+from risk.db.tables import alert, alert_event, recovery, supervisor
+from risk.settings import Settings
+from risk.synth import generate
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory) -> tuple[str, Path]:
+    out = tmp_path_factory.mktemp("workflow-city")
+    generate(out, people=1500, months=6, seed=9)
+    url = f"sqlite:///{out / 'w.db'}"
+    pipeline.run(Settings(database_url=url, var_dir=out / "var"), out / "landing")
+    return url, out
+
+
+def people(url: str) -> dict:
+    """An alert with its village, and a user of each role whose area holds it (and a village user whose
+    area does not)."""
+    with gateway.transaction(url) as conn:
+        a = conn.execute(select(alert).where(alert.c.rule != "anomaly", alert.c.status == "new")
+                         .order_by(alert.c.alert_id)).first()
+        users = conn.execute(select(supervisor)).all()
+    v = a.village_code
+
+    def of(role: str, same: bool = True) -> str:
+        n = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}[role]
+        for u in users:
+            if u.role == role and (u.region_code[:n] == v[:n]) == same:
+                return u.user_id
+        pytest.skip(f"no {role} user {'in' if same else 'outside'} the area")
+
+    return {"alert": a, "village": of("village"), "other_village": of("village", same=False),
+            "township": of("township"), "county": of("county"), "city": of("city"), "auditor": of("auditor")}
+
+
+def cli(url: str, *args: str, capsys) -> tuple[int, str, str]:
+    code = main([*args, "--db", url])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_every_role_sees_exactly_its_area(city):
+    url, _ = city
+    p = people(url)
+    with gateway.transaction(url) as conn:
+        every = conn.execute(select(alert.c.alert_id, alert.c.village_code).where(alert.c.status != "withdrawn")).all()
+        for role in ("village", "township", "county", "city", "auditor", "other_village"):
+            u = workflow.user(conn, p[role])
+            n = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}[u.role]
+            expected = {a for a, village in every if village and village[:n] == u.region_code[:n]}
+            got = {r.alert_id for r in workflow.queue(conn, u.user_id)}
+            assert got == expected, role
+            assert (p["alert"].alert_id in got) == (role != "other_village")
+
+
+def test_a_supervisors_day_from_ack_to_closed_recovery(city, capsys):
+    url, _ = city
+    p = people(url)
+    a, me = p["alert"].alert_id, p["village"]
+    assert cli(url, "alerts", "ack", a, "--user", me, capsys=capsys)[0] == 0
+    assert cli(url, "alerts", "investigate", a, "--user", me, capsys=capsys)[0] == 0
+    assert cli(url, "alerts", "confirm", a, "--user", me, "--comment", "上门核实属实", capsys=capsys)[0] == 0
+    assert cli(url, "alerts", "recover", a, "--user", me, "--amount", "100.10", "--date", "2026-11-20",
+               "--method", "bank_return", capsys=capsys)[0] == 0
+    code, _, err = cli(url, "alerts", "recover", a, "--user", me, "--amount", "0.2", "--date", "2026-11-21",
+                       "--method", "repayment", capsys=capsys)
+    assert code == 0 and "100.30" in err
+    assert cli(url, "alerts", "close", a, "--user", me, capsys=capsys)[0] == 0
+    code, out, _ = cli(url, "alerts", "history", a, capsys=capsys)
+    log = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["action"], r["from_status"], r["to_status"], r["user_id"]) for r in log] == [
+        ("acknowledge", "new", "acknowledged", me), ("investigate", "acknowledged", "investigating", me),
+        ("confirm", "investigating", "confirmed", me), ("recover", "confirmed", "confirmed", me),
+        ("recover", "confirmed", "confirmed", me), ("close", "confirmed", "closed", me)]
+    with gateway.transaction(url) as conn:
+        assert sorted(conn.execute(select(recovery.c.amount_cents).where(recovery.c.alert_id == a)).scalars()) == [20, 10010]
+
+
+def test_other_transitions_are_refused_with_a_clear_message(city, capsys):
+    url, _ = city
+    p = people(url)
+    with gateway.transaction(url) as conn:
+        fresh = conn.execute(select(alert.c.alert_id).where(alert.c.village_code == p["alert"].village_code,
+                                                             alert.c.status == "new")).scalar()
+    if fresh is None:
+        pytest.skip("no second new alert in that village")
+    code, _, err = cli(url, "alerts", "confirm", fresh, "--user", p["village"], "--comment", "x", capsys=capsys)
+    assert code == 2 and "only investigating alerts can be confirmed" in err and "Traceback" not in err
+    cli(url, "alerts", "ack", fresh, "--user", p["village"], capsys=capsys)
+    code, _, err = cli(url, "alerts", "dismiss", fresh, "--user", p["village"], "--reason", "lawful", capsys=capsys)
+    assert code == 2 and "needs a comment" in err
+    code, _, err = cli(url, "alerts", "dismiss", fresh, "--user", p["village"], "--reason", "nonsense",
+                       "--comment", "x", capsys=capsys)
+    assert code == 2 and "needs a reason" in err
+
+
+def test_nobody_acts_outside_their_area_and_auditors_change_nothing(city, capsys):
+    url, _ = city
+    p = people(url)
+    with gateway.transaction(url) as conn:
+        before = conn.execute(select(alert_event)).all()
+    a = p["alert"].alert_id
+    for who in ("other_village", "auditor"):
+        code, _, err = cli(url, "alerts", "snooze", a, "--user", p[who], "--days", "30", "--reason", "x",
+                           capsys=capsys)
+        assert code == 2
+    code, _, err = cli(url, "alerts", "show", a, "--user", p["other_village"], capsys=capsys)
+    assert code == 2 and "in your area" in err
+    with gateway.transaction(url) as conn:
+        assert conn.execute(select(alert_event)).all() == before
+
+
+def test_show_masks_identity_and_an_unmasked_view_is_logged(city, capsys):
+    url, _ = city
+    p = people(url)
+    a = p["alert"]
+    code, out, _ = cli(url, "alerts", "show", a.alert_id, "--user", p["county"], capsys=capsys)
+    assert code == 0 and a.person_id not in out and a.person_id[:6] + "********" + a.person_id[-4:] in out
+    code, out, _ = cli(url, "alerts", "show", a.alert_id, "--user", p["county"], "--unmask", capsys=capsys)
+    assert code == 0 and a.person_id in out
+    with gateway.transaction(url) as conn:
+        views = conn.execute(select(alert_event).where(alert_event.c.alert_id == a.alert_id,
+                                                       alert_event.c.action == "view_unmasked")).all()
+    assert [v.user_id for v in views][-1] == p["county"]
+
+
+def test_snooze_is_capped_audited_and_hides_the_alert_until_then(city):
+    url, _ = city
+    p = people(url)
+    with gateway.transaction(url) as conn:
+        target = conn.execute(select(alert.c.alert_id).where(
+            alert.c.village_code == p["alert"].village_code, alert.c.status == "new")).scalar()
+        if target is None:
+            pytest.skip("no new alert left in that village")
+        with pytest.raises(workflow.NotAllowed, match="1 to 180 days"):
+            workflow.snooze(conn, p["township"], target, 181, "too long")
+        until = workflow.snooze(conn, p["township"], target, 30, "本人住院，出院后核实", today=date(2026, 1, 1))
+        assert until == date(2026, 1, 31)
+        assert target not in {r.alert_id for r in workflow.queue(conn, p["village"], today=date(2026, 1, 15))}
+        assert target in {r.alert_id for r in workflow.queue(conn, p["village"], today=date(2026, 2, 1))}
+        last = workflow.history(conn, target)[-1]
+    assert last["action"] == "snooze" and last["user_id"] == p["township"]
+
+
+def test_list_is_the_users_area_in_export_columns(city, capsys):
+    url, _ = city
+    p = people(url)
+    code, out, _ = cli(url, "alerts", "list", "--user", p["village"], "--format", "csv", capsys=capsys)
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and rows
+    assert list(rows[0])[:10] == ["alert_id", "rule", "person_id", "village_code", "severity", "score",
+                                  "amount_at_risk", "first_seen", "status", "evidence"]
+    assert {r["village_code"] for r in rows} == {p["alert"].village_code}
