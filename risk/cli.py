@@ -247,6 +247,14 @@ def cmd_alerts_history(args) -> int:
     return 0
 
 
+def cmd_alerts_escalate(args) -> int:
+    from risk import pipeline
+
+    result = pipeline.escalate(_settings(args))
+    _say(f"升级 / escalated: {result['escalated']}")
+    return 0
+
+
 def cmd_model_train(args) -> int:
     from risk import pipeline
 
@@ -358,6 +366,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", required=True)
     _db(p)
     p.set_defaults(func=cmd_alerts_snooze)
+    p = alerts.add_parser("escalate", help="超时未接收的预警升级 / escalate alerts not acknowledged in time")
+    _db(p)
+    p.set_defaults(func=cmd_alerts_escalate)
     p = alerts.add_parser("history", help="预警的审计记录 / the audit log of one alert")
     p.add_argument("alert_id")
     p.add_argument("--format", choices=["csv"], default="csv")

@@ -9,14 +9,24 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, select, text, update
 
 from risk.db.tables import alert, recipient
 from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
+from risk.workflow import log_event
 
 WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
+REOPENED_BY_NEW_FACTS = ("dismissed", "closed")
+
+
+def _new_flagged_facts(old_evidence: str, facts: pd.DataFrame) -> list[str]:
+    """Flagged facts that the alert's evidence did not name before (another overpaid month, another card use)."""
+    before = {(e["fact"], e["id"]) for e in json.loads(old_evidence or "[]") if e.get("flagged")}
+    now = facts[facts["flagged"] == 1]
+    return sorted(f"{f}:{i}" for f, i in zip(now["fact"], now["fact_id"], strict=True) if (f, i) not in before)
 
 
 def alert_id(rule: str, person_id: str) -> str:
@@ -98,13 +108,21 @@ def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
                 "alert_id": alert_id(rule.code, person_id), "rule": rule.code, "rule_version": rule.version,
                 "person_id": person_id, "village_code": villages.get(person_id), "severity": rule.severity,
                 "score": rule.score, "amount_at_risk_cents": amount, "first_seen": as_of, "last_changed": as_of,
-                "status": "new", "evidence": facts_json, "evidence_count": len(facts), "explanation": None})
+                "status": "new", "evidence": facts_json, "evidence_count": len(facts), "explanation": None,
+                "raised_at": datetime.now(), "level": "village"})
         elif (before.evidence != facts_json or before.amount_at_risk_cents != amount
               or before.village_code != villages.get(person_id) or before.status == WITHDRAWN):
+            status = before.status
+            fresh = _new_flagged_facts(before.evidence, facts)
+            if before.status == WITHDRAWN or (before.status in REOPENED_BY_NEW_FACTS and fresh):
+                status = "new"  # a dismissed or closed alert is not raised again for the same facts, only new ones
+                log_event(conn, alert_id(rule.code, person_id), "system", "reopen", before.status, status,
+                          "新的事实 / new facts", {"new_facts": fresh})
             conn.execute(update(alert).where(alert.c.alert_id == alert_id(rule.code, person_id)).values(
                 amount_at_risk_cents=amount, evidence=facts_json, evidence_count=len(facts), last_changed=as_of,
-                village_code=villages.get(person_id), rule_version=rule.version,
-                status="new" if before.status == WITHDRAWN else before.status))
+                village_code=villages.get(person_id), rule_version=rule.version, status=status,
+                **({"raised_at": datetime.now(), "level": "village", "escalated_at": None} if status != before.status
+                   else {})))
             outcome.extended += 1
     if new_rows:
         conn.execute(alert.insert(), new_rows)

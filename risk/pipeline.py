@@ -302,6 +302,15 @@ def model_report(settings: Settings) -> dict:
         return report.model_report(conn, settings)
 
 
+def escalate(settings: Settings) -> dict:
+    """Move alerts nobody acknowledged within their SLA up one level (the daily escalation DAG calls this)."""
+    from risk import workflow
+
+    with gateway.transaction(settings.database_url) as conn:
+        moved = workflow.escalate(conn)
+    return {"escalated": len(moved), "alerts": moved}
+
+
 def write_quality_report(settings: Settings) -> str:
     """Write the data-quality report (HTML) and return its path."""
     with gateway.transaction(settings.database_url) as conn:

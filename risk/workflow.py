@@ -167,6 +167,32 @@ def queue(conn: Connection, user_id: str, include_snoozed: bool = False, today: 
     return conn.execute(q.order_by(alert.c.amount_at_risk_cents.desc(), alert.c.alert_id)).all()
 
 
+LEVELS = ("village", "township", "county")  # 三级管理: who must act, one level up at each missed deadline
+DEFAULT_SLA_DAYS = {"high": 3, "medium": 7, "low": 14}
+
+
+def escalate(conn: Connection, now: datetime | None = None, sla_days: dict[str, int] | None = None) -> list[dict]:
+    """Alerts nobody acknowledged within their SLA move up one level (village → township → county); the
+    clock restarts at each move. Snoozed alerts wait. Every move is logged; returns what moved."""
+    now = now or datetime.now()
+    sla = {**DEFAULT_SLA_DAYS, **(sla_days or {})}
+    moved = []
+    rows = conn.execute(select(alert).where(and_(alert.c.status == "new", alert.c.level != LEVELS[-1]))).all()
+    for a in rows:
+        if a.snoozed_until is not None and a.snoozed_until > now.date():
+            continue
+        since = a.escalated_at or a.raised_at
+        if since is None or now - since < timedelta(days=sla.get(a.severity, 7)):
+            continue
+        to = LEVELS[LEVELS.index(a.level) + 1] if a.level in LEVELS else LEVELS[1]
+        conn.execute(update(alert).where(alert.c.alert_id == a.alert_id).values(level=to, escalated_at=now))
+        log_event(conn, a.alert_id, "system", "escalate", a.status, a.status,
+                  f"{sla.get(a.severity, 7)}天内无人接收，升级至{to} / not acknowledged within "
+                  f"{sla.get(a.severity, 7)} days: moved up to {to}", {"from_level": a.level, "to_level": to})
+        moved.append({"alert_id": a.alert_id, "from": a.level, "to": to, "village_code": a.village_code})
+    return moved
+
+
 def history(conn: Connection, alert_id: str) -> list[dict]:
     return [dict(r) for r in conn.execute(select(alert_event).where(alert_event.c.alert_id == alert_id)
                                           .order_by(alert_event.c.id)).mappings()]

@@ -223,6 +223,9 @@ alert = Table(
     Column("evidence_count", Integer, nullable=False),
     Column("explanation", Text),  # JSON, frozen when raised (anomaly alerts)
     Column("snoozed_until", Date),  # out of the queue until then (at most 180 days, with a reason)
+    Column("raised_at", DateTime),  # when the system raised it: the SLA clock starts here
+    Column("level", String(10), nullable=False, server_default="village"),  # who must act: escalation moves it up
+    Column("escalated_at", DateTime),  # the SLA clock restarts at each escalation
     UniqueConstraint("rule", "person_id"),
     CheckConstraint("severity IN ('high', 'medium', 'low')", name="severity"),
     CheckConstraint("amount_at_risk_cents >= 0", name="amount_not_negative"),

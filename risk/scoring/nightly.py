@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -111,6 +111,7 @@ def _anomaly_alerts(conn: Connection, X: pd.DataFrame, scores: np.ndarray, rank:
             "village_code": villages.get(person), "severity": "medium", "score": float(scores[i]),
             "amount_at_risk_cents": 0, "first_seen": as_of.isoformat(), "last_changed": as_of.isoformat(),
             "status": "new", "evidence": json.dumps(evidence, ensure_ascii=False, separators=(",", ":")),
-            "evidence_count": len(evidence), "explanation": json.dumps(explanation, ensure_ascii=False)})
+            "evidence_count": len(evidence), "explanation": json.dumps(explanation, ensure_ascii=False),
+            "raised_at": datetime.now(), "level": "village"})
     conn.execute(alert.insert(), rows)
     return len(rows)

@@ -39,7 +39,7 @@ UNTIL = "2025-04-10"  # the fifth day is delivered but must not be loaded
 # columns that record when or how long a run worked, not what it loaded (card_event.occurred_at is data);
 # a model file's sha256 also covers the zip timestamps skops writes, so two equal models differ there
 BOOKKEEPING = re.compile(
-    r"^((created|updated|loaded|started|finished|changed|trained)_at|(\w+_)?(ms|seconds|duration)|sha256)$"
+    r"^((created|updated|loaded|started|finished|changed|trained|raised|escalated)_at|(\w+_)?(ms|seconds|duration)|sha256)$"
 )
 
 
@@ -54,6 +54,8 @@ def test_dagbag_has_the_weekly_model_dag(airflow_home: Path) -> None:
     assert weekly["schedule"] == "0 4 * * 0" and weekly["timezone"] == "Asia/Shanghai"
     assert set(weekly["tasks"]) == {"drift_before", "train"}
     assert weekly["tasks"]["train"]["upstream"] == ["drift_before"]
+    daily = bag["dags"]["fund_risk_escalation"]
+    assert daily["schedule"] == "0 7 * * *" and set(daily["tasks"]) == {"escalate"}
 
 
 def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) -> None:

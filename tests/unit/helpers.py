@@ -265,7 +265,7 @@ def rows_of(url: str, table: str, order_by: str | None = None) -> list[dict]:
 
 # columns that record when or how long a run worked, not what it loaded
 BOOKKEEPING = re.compile(
-    r"^((created|updated|loaded|started|finished|trained)_at|seconds|load_ms|\w*_ms|duration\w*|sha256)$"
+    r"^((created|updated|loaded|started|finished|trained|raised|escalated)_at|seconds|load_ms|\w*_ms|duration\w*|sha256)$"
 )
 
 

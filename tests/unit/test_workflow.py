@@ -164,3 +164,59 @@ def test_list_is_the_users_area_in_export_columns(city, capsys):
     assert list(rows[0])[:10] == ["alert_id", "rule", "person_id", "village_code", "severity", "score",
                                   "amount_at_risk", "first_seen", "status", "evidence"]
     assert {r["village_code"] for r in rows} == {p["alert"].village_code}
+
+
+def test_unacknowledged_alerts_move_up_one_level_per_missed_deadline(city):
+    from datetime import datetime, timedelta
+
+    url, _ = city
+    with gateway.transaction(url) as conn:
+        a = conn.execute(select(alert).where(alert.c.status == "new", alert.c.severity == "high",
+                                             alert.c.snoozed_until.is_(None))).first()
+        start = a.raised_at
+        assert a.level == "village" and start is not None
+        moved = {m["alert_id"]: m for m in workflow.escalate(conn, now=start + timedelta(days=2, hours=23))}
+        assert a.alert_id not in moved  # high: 3 days
+        moved = {m["alert_id"]: m for m in workflow.escalate(conn, now=start + timedelta(days=3, hours=1))}
+        assert moved[a.alert_id]["to"] == "township"
+        again = {m["alert_id"] for m in workflow.escalate(conn, now=start + timedelta(days=4))}
+        assert a.alert_id not in again  # the clock restarted at the township
+        moved = {m["alert_id"]: m for m in workflow.escalate(conn, now=start + timedelta(days=6, hours=2))}
+        assert moved[a.alert_id]["to"] == "county"
+        assert a.alert_id not in {m["alert_id"] for m in workflow.escalate(conn, now=start + timedelta(days=30))}
+        log = [e for e in workflow.history(conn, a.alert_id) if e["action"] == "escalate"]
+    assert [e["user_id"] for e in log] == ["system", "system"]
+    assert isinstance(start, datetime)
+
+
+def test_a_dismissed_alert_stays_dismissed_until_new_facts_reopen_it(tmp_path):
+    from rulecity import City
+
+    c = City(tmp_path)
+    p = c.person("1950-03-03", "F")
+    c.death("2025-04-01", p, "2025-02-10")
+    c.pay("2025-04-10", p, "resident_pension", "2025-03", "200.00")
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    c.run(url)
+    with gateway.transaction(url) as conn:
+        a = conn.execute(select(alert).where(alert.c.rule == "deceased_payment")).first()
+        u = conn.execute(select(supervisor).where(supervisor.c.region_code == a.village_code)).first()
+        if u is None:  # the small city has no village supervisor: act as one
+            conn.execute(supervisor.insert().values(user_id="vx", name="测试", role="village",
+                                                    region_code=a.village_code, delivery_day="2025-01-01",
+                                                    source_file="-", source_line=0, row_hash="-"))
+            uid = "vx"
+        else:
+            uid = u.user_id
+        workflow.act(conn, uid, a.alert_id, "acknowledge")
+        workflow.act(conn, uid, a.alert_id, "dismiss", comment="家属已退回", reason="already_handled")
+    c.run(url)  # detection again on the same facts
+    with gateway.transaction(url) as conn:
+        assert conn.execute(select(alert.c.status).where(alert.c.alert_id == a.alert_id)).scalar() == "dismissed"
+    c.pay("2025-05-10", p, "resident_pension", "2025-04", "200.00", payment_id="PAY-APR")
+    c.run(url)
+    with gateway.transaction(url) as conn:
+        status = conn.execute(select(alert.c.status).where(alert.c.alert_id == a.alert_id)).scalar()
+        reopen = [e for e in workflow.history(conn, a.alert_id) if e["action"] == "reopen"]
+    assert status == "new"
+    assert len(reopen) == 1 and "PAY-APR" in reopen[0]["details"]

@@ -1,8 +1,8 @@
-"""alert workflow: audit log, recoveries, snooze
+"""alert workflow: audit log, recoveries, snooze, escalation level
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-27 07:18:52.850125
+Create Date: 2026-11-27 07:24:36.669302
 """
 
 from __future__ import annotations
@@ -50,11 +50,19 @@ def upgrade() -> None:
 
     with op.batch_alter_table("alert", schema=None) as batch_op:
         batch_op.add_column(sa.Column("snoozed_until", sa.Date(), nullable=True))
+        batch_op.add_column(sa.Column("raised_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("level", sa.String(length=10), server_default="village", nullable=False)
+        )
+        batch_op.add_column(sa.Column("escalated_at", sa.DateTime(), nullable=True))
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.drop_column("escalated_at")
+        batch_op.drop_column("level")
+        batch_op.drop_column("raised_at")
         batch_op.drop_column("snoozed_until")
 
     with op.batch_alter_table("recovery", schema=None) as batch_op:
