@@ -255,6 +255,14 @@ def cmd_alerts_escalate(args) -> int:
     return 0
 
 
+def cmd_notify(args) -> int:
+    from risk import pipeline
+
+    result = pipeline.notify(_settings(args), outbox=args.outbox)
+    _say(f"摘要 / digests: {result['digests']}，发送 sent {result['sent']}，失败 failed {result['failed']}")
+    return 0
+
+
 def cmd_model_train(args) -> int:
     from risk import pipeline
 
@@ -375,6 +383,11 @@ def parser() -> argparse.ArgumentParser:
     _out(p)
     _db(p)
     p.set_defaults(func=cmd_alerts_history)
+
+    p = sub.add_parser("notify", help="给监督人员发送每日摘要 / send each supervisor their digest")
+    p.add_argument("--outbox", help="写入此目录而不发送 / write each message to a file in this folder instead")
+    _db(p)
+    p.set_defaults(func=cmd_notify)
 
     sc = sub.add_parser("scores", help="行为评分 / behaviour scores").add_subparsers(dest="action", required=True)
     p = sc.add_parser("export", help="导出评分 / export scores (person_id, score, model_version, top_features)")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -309,6 +310,16 @@ def escalate(settings: Settings) -> dict:
     with gateway.transaction(settings.database_url) as conn:
         moved = workflow.escalate(conn)
     return {"escalated": len(moved), "alerts": moved}
+
+
+def notify(settings: Settings, outbox: str | Path | None = None) -> dict:
+    """One digest per supervisor with the new and escalated alerts in their area (RISK_BASE_URL for links)."""
+    from risk import notify as digests
+
+    with gateway.transaction(settings.database_url) as conn:
+        due = digests.build(conn, base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"))
+        counts = digests.deliver(conn, due, outbox=Path(outbox) if outbox else None)
+    return {"digests": len(due), **counts}
 
 
 def write_quality_report(settings: Settings) -> str:

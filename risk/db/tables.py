@@ -296,3 +296,17 @@ recovery = Table(
     Column("recorded_at", DateTime, nullable=False),
     CheckConstraint("amount_cents > 0", name="amount_positive"),
 )
+
+# Every digest delivery attempt: to whom, through which channel, when, how it went.
+notification = Table(
+    "notification", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String, nullable=False, index=True),
+    Column("channel", String(10), nullable=False),  # email | url | outbox | none (nothing to send to)
+    Column("sent_at", DateTime, nullable=False),
+    Column("status", String(10), nullable=False),  # sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("alerts", Integer, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("error", Text),
+)
