@@ -1,7 +1,8 @@
 """fund_risk_escalation: every day, alerts nobody acknowledged within their SLA move up one level.
 
-Declarations only: the task calls `risk.pipeline.escalate`, as `risk alerts escalate` does. The warehouse
-comes from the run's conf (`{"db": URL}`), else RISK_DATABASE_URL.
+Declarations only: the tasks call `risk.pipeline.escalate`, as `risk alerts escalate` does, then
+`risk.pipeline.notify`, which tells the level each alert moved up to. The warehouse comes from the run's conf
+(`{"db": URL, "outbox": DIR}`), else RISK_DATABASE_URL (and RISK_OUTBOX); the deadlines from RISK_SLA_DAYS.
 """
 
 from __future__ import annotations
@@ -23,20 +24,32 @@ from risk.ops_notify import notify_operators
     max_active_runs=1,
     default_args={"owner": "fund-risk", "retries": 2, "retry_delay": timedelta(minutes=10),
                   "on_failure_callback": notify_operators},
-    params={"db": Param(None, type=["null", "string"], description="warehouse URL (default: RISK_DATABASE_URL)")},
+    params={"db": Param(None, type=["null", "string"], description="warehouse URL (default: RISK_DATABASE_URL)"),
+            "outbox": Param(None, type=["null", "string"],
+                            description="write the digests to files here instead of sending (default: RISK_OUTBOX)")},
     tags=["fund-risk"],
 )
 def fund_risk_escalation():
-    @task
-    def escalate() -> dict:
-        from risk import pipeline
+    def settings():
         from risk.settings import Settings
 
         params = get_current_context()["params"]
-        result = pipeline.escalate(Settings.load(db=params.get("db") or None))
-        return {"escalated": result["escalated"]}
+        return Settings.load(db=params.get("db") or None, outbox=params.get("outbox") or None)
 
-    escalate()
+    @task
+    def escalate() -> dict:
+        from risk import pipeline
+
+        return {"escalated": pipeline.escalate(settings())["escalated"]}
+
+    @task
+    def send_digests() -> dict:
+        """Each level an alert moved up to hears about it in its next digest."""
+        from risk import pipeline
+
+        return pipeline.notify(settings())
+
+    escalate() >> send_digests()
 
 
 fund_risk_escalation()

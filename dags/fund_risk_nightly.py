@@ -1,9 +1,10 @@
-"""fund_risk_nightly: load every delivery day not loaded yet, run the rules, score behaviour, report quality.
+"""fund_risk_nightly: load every delivery day not loaded yet, run the rules, score behaviour, report quality,
+and send each supervisor the digest of what is new in their area.
 
 Declarations only: each task calls one `risk.pipeline` function, the same ones `risk run` calls.
 Tasks hand each other keys (delivery days); the landing folder, warehouse and `until` day come from
-the run's conf (`{"landing": DIR, "db": URL, "until": "YYYY-MM-DD", "var_dir": DIR}`), else from
-RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR, and `until` else from the logical date's day in
+the run's conf (`{"landing": DIR, "db": URL, "until": "YYYY-MM-DD", "var_dir": DIR, "outbox": DIR}`),
+else from RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR / RISK_OUTBOX, and `until` else from the logical date's day in
 Asia/Shanghai (a run triggered without a logical date and without `until` loads every day).
 
 Parsing this file imports nothing heavy and opens no database: `risk.pipeline` is imported inside
@@ -41,7 +42,7 @@ def _run() -> RunConfig:
 
 @dag(
     dag_id="fund_risk_nightly",
-    description="Nightly ingest of the landing folder, rules → alerts, data-quality report",
+    description="Nightly ingest of the landing folder, rules → alerts, behaviour scores, data-quality report, digests",
     schedule="0 2 * * *",
     start_date=pendulum.datetime(2025, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
@@ -64,6 +65,11 @@ def _run() -> RunConfig:
         "db": Param(None, type=_OPTIONAL_TEXT, description="warehouse URL (default: RISK_DATABASE_URL)"),
         "var_dir": Param(
             None, type=_OPTIONAL_TEXT, description="reports/outbox folder (default: RISK_VAR_DIR)"
+        ),
+        "outbox": Param(
+            None,
+            type=_OPTIONAL_TEXT,
+            description="write the digests to files here instead of sending them (default: RISK_OUTBOX)",
         ),
     },
     tags=["fund-risk"],
@@ -127,9 +133,17 @@ def fund_risk_nightly():
 
         return pipeline.write_quality_report(_run().settings)
 
+    @task
+    def send_digests() -> dict:
+        """One message per supervisor with the new alerts in their area; a failing channel is recorded and
+        never fails the task."""
+        from risk import pipeline
+
+        return pipeline.notify(_run().settings)
+
     days = find_pending_days()
     migrate() >> days
-    load_day.expand(day=days) >> detect() >> score() >> quality_report()
+    load_day.expand(day=days) >> detect() >> score() >> [quality_report(), send_digests()]
 
 
 fund_risk_nightly()

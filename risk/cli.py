@@ -12,12 +12,17 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from risk.errors import RiskError
+from risk.errors import InputError, RiskError
 from risk.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 log = logging.getLogger("risk")
 
@@ -36,7 +41,18 @@ def _write(text: str, out: str | None) -> None:
 
 
 def _settings(args) -> Settings:
-    return Settings.load(db=getattr(args, "db", None))
+    return Settings.load(db=getattr(args, "db", None), outbox=getattr(args, "outbox", None))
+
+
+@contextmanager
+def _warehouse(args) -> Iterator[Connection]:
+    """The warehouse of `--db` (else RISK_DATABASE_URL …), migrated, in one transaction."""
+    from risk.db import gateway
+
+    url = _settings(args).database_url
+    gateway.migrate(url)
+    with gateway.transaction(url) as conn:
+        yield conn
 
 
 # ---------------------------------------------------------------- commands
@@ -46,7 +62,8 @@ def cmd_run(args) -> int:
     from risk import pipeline
 
     settings = _settings(args)
-    summary = pipeline.run(settings, args.landing, until=args.until, progress=_say)
+    summary = pipeline.run(settings, args.landing, until=args.until, progress=_say,
+                           send_digests=not args.no_digests)
     runs = settings.var_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "last-run.json").write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -64,33 +81,24 @@ def cmd_generate(args) -> int:
 
 def cmd_alerts_export(args) -> int:
     from risk import alerts
-    from risk.db import gateway
 
-    settings = _settings(args)
-    gateway.migrate(settings.database_url)
-    with gateway.transaction(settings.database_url) as conn:
+    with _warehouse(args) as conn:
         _write(alerts.export(conn, args.format, include_withdrawn=args.all), args.out)
     return 0
 
 
 def cmd_quality_export(args) -> int:
     from risk import quality
-    from risk.db import gateway
 
-    settings = _settings(args)
-    gateway.migrate(settings.database_url)
-    with gateway.transaction(settings.database_url) as conn:
+    with _warehouse(args) as conn:
         _write(quality.export_csv(conn), args.out)
     return 0
 
 
 def cmd_quality_ledger(args) -> int:
     from risk import quality
-    from risk.db import gateway
 
-    settings = _settings(args)
-    gateway.migrate(settings.database_url)
-    with gateway.transaction(settings.database_url) as conn:
+    with _warehouse(args) as conn:
         led = quality.ledger(conn)
     _write(led.to_csv(index=False), args.out)
     unbalanced = led[~led["balanced"]]
@@ -137,11 +145,8 @@ def cmd_db_migrate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from risk import evaluate
-    from risk.db import gateway
 
-    settings = _settings(args)
-    gateway.migrate(settings.database_url)
-    with gateway.transaction(settings.database_url) as conn:
+    with _warehouse(args) as conn:
         scores, wrongs = evaluate.evaluate(conn, Path(args.truth))
         scoring = evaluate.evaluate_scoring(conn, Path(args.truth))
     _write(evaluate.table(scores) + (evaluate.scoring_table(scoring) if scoring else ""), args.out)
@@ -152,11 +157,8 @@ def cmd_evaluate(args) -> int:
 
 
 def _workflow(args, work):
-    from risk.db import gateway
 
-    settings = _settings(args)
-    gateway.migrate(settings.database_url)
-    with gateway.transaction(settings.database_url) as conn:
+    with _warehouse(args) as conn:
         return work(conn)
 
 
@@ -215,6 +217,11 @@ def cmd_alerts_act(args) -> int:
     return 0
 
 
+def cmd_alerts_decide(args) -> int:
+    args.action_name = "confirm" if args.outcome == "confirmed" else "dismiss"
+    return cmd_alerts_act(args)
+
+
 def cmd_alerts_recover(args) -> int:
     from datetime import date
 
@@ -263,6 +270,54 @@ def cmd_notify(args) -> int:
     return 0
 
 
+def cmd_users_list(args) -> int:
+    from sqlalchemy import select
+
+    from risk.accounts import DEFAULT_LANGUAGE, languages_of
+    from risk.db.tables import supervisor
+
+    with _warehouse(args) as conn:
+        rows = conn.execute(select(supervisor).order_by(supervisor.c.user_id)).all()
+        chosen = languages_of(conn, [r.user_id for r in rows])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["user_id", "role", "region_code", "language", "email", "notify_url"])
+    for r in rows:
+        w.writerow([r.user_id, r.role, r.region_code, chosen.get(r.user_id, DEFAULT_LANGUAGE),
+                    "yes" if r.email else "", "yes" if r.notify_url else ""])
+    _write(buf.getvalue(), args.out)
+    return 0
+
+
+def cmd_users_set_language(args) -> int:
+    from risk import accounts
+
+    with _warehouse(args) as conn:
+        accounts.set_language(conn, args.user_id, args.language)
+    _say(f"{args.user_id}: {accounts.LANGUAGES[args.language]}")
+    return 0
+
+
+def cmd_privacy_scan(args) -> int:
+    from risk import privacy
+
+    with _warehouse(args) as conn:
+        ids, names = privacy.residents(conn)
+    paths = [Path(p) for p in args.paths] or [_settings(args).var_dir / "logs"]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        raise InputError(f"找不到 / not found: {', '.join(map(str, missing))}")
+    found = privacy.scan(paths, ids, names)
+    for f in found[:200]:
+        print(f)
+    if len(found) > 200:
+        print(f"… 另有 {len(found) - 200} 处 / {len(found) - 200} more")
+    _say(f"检查了 / scanned {', '.join(map(str, paths))}: "
+         + (f"{len(found)} 处未脱敏 / unmasked personal information found" if found
+            else "未发现未脱敏的身份证号或姓名 / no unmasked ID number or name"))
+    return 1 if found else 0
+
+
 def cmd_model_train(args) -> int:
     from risk import pipeline
 
@@ -281,12 +336,9 @@ def cmd_model_report(args) -> int:
 
 
 def cmd_scores_export(args) -> int:
-    from risk.db import gateway
     from risk.scoring import report
 
-    settings = _settings(args)
-    gateway.migrate(settings.database_url)
-    with gateway.transaction(settings.database_url) as conn:
+    with _warehouse(args) as conn:
         _write(report.scores_csv(conn), args.out)
     return 0
 
@@ -316,6 +368,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="加载所有未加载的交付日，然后检测 / load every pending delivery day, then detect")
     p.add_argument("--landing", required=True, help="落地目录 / landing folder")
     p.add_argument("--until", help="只加载此日（含）之前的交付日 / load delivery days up to this day (YYYY-MM-DD)")
+    p.add_argument("--outbox", help="每日摘要写入此目录而不发送 / write the digests to files here instead of sending "
+                                    "(default: RISK_OUTBOX)")
+    p.add_argument("--no-digests", action="store_true", help="不发送每日摘要 / do not send the digests")
     _db(p)
     p.set_defaults(func=cmd_run)
 
@@ -358,6 +413,14 @@ def parser() -> argparse.ArgumentParser:
             p.add_argument("--reason", required=True, help="lawful | data_error | already_handled | not_found | other")
         _db(p)
         p.set_defaults(func=cmd_alerts_act, action_name="acknowledge" if name == "ack" else name)
+    p = alerts.add_parser("decide", help="核查结论：确认属实或排除 / decide: confirmed or dismissed")
+    p.add_argument("alert_id")
+    p.add_argument("--user", required=True)
+    p.add_argument("--outcome", required=True, choices=["confirmed", "dismissed"])
+    p.add_argument("--reason", help="排除原因 / for dismissed: lawful | data_error | already_handled | not_found | other")
+    p.add_argument("--comment", required=True)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_decide)
     p = alerts.add_parser("recover", help="登记追回 / record a (partial) recovery")
     p.add_argument("alert_id")
     p.add_argument("--user", required=True)
@@ -388,6 +451,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--outbox", help="写入此目录而不发送 / write each message to a file in this folder instead")
     _db(p)
     p.set_defaults(func=cmd_notify)
+
+    us = sub.add_parser("users", help="监督人员账户 / supervisors' accounts").add_subparsers(dest="action",
+                                                                                            required=True)
+    p = us.add_parser("list", help="列出用户及其语言 / users, their area and language")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_users_list)
+    p = us.add_parser("set-language", help="设置摘要和页面的语言 / the language of a user's digests and pages")
+    p.add_argument("user_id")
+    p.add_argument("language", choices=["zh", "en"])
+    _db(p)
+    p.set_defaults(func=cmd_users_set_language)
+
+    pv = sub.add_parser("privacy", help="个人信息保护 / personal information").add_subparsers(dest="action",
+                                                                                           required=True)
+    p = pv.add_parser("scan", help="检查日志和消息中未脱敏的身份证号和姓名 / find unmasked ID numbers and names "
+                                   "in logs and messages (exit 1 if any)")
+    p.add_argument("paths", nargs="*", help="文件或目录 / files or folders (default: the log folder)")
+    _db(p)
+    p.set_defaults(func=cmd_privacy_scan)
 
     sc = sub.add_parser("scores", help="行为评分 / behaviour scores").add_subparsers(dest="action", required=True)
     p = sc.add_parser("export", help="导出评分 / export scores (person_id, score, model_version, top_features)")
@@ -469,7 +552,10 @@ def _setup_logging(verbose: bool) -> Path:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    from risk import privacy
+
     warnings.filterwarnings("ignore")
+    privacy.install()
     args = parser().parse_args(argv)
     log_path = _setup_logging(args.verbose)
     func: Callable[[argparse.Namespace], int] = args.func
@@ -483,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # the details go to the log, not to the person
         log.error("unexpected error in `risk %s`:\n%s", args.command, traceback.format_exc())
-        _say(f"内部错误 / internal error: {type(e).__name__}: {str(e)[:300]}\n详情见 / details in {log_path}")
+        _say(f"内部错误 / internal error: {type(e).__name__}: {privacy.redact(str(e)[:300])}\n"
+             f"详情见 / details in {log_path}")
         return 1
 
 

@@ -22,8 +22,9 @@ def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], No
     synth.generate(out, people=people, months=months, seed=seed, progress=lambda m: say(f"   {m}"))
     settings = Settings(database_url=f"sqlite:///{out / 'risk.db'}", var_dir=out)
     say("② 经Airflow运行每晚任务 / running the nightly DAG through Airflow (dag.test)")
+    outbox = out / "outbox"
     result = orchestration.run_dag_test(landing=out / "landing", db_url=settings.database_url, var_dir=out,
-                                        echo=lambda m: say(f"   {m}"))
+                                        conf_extra={"outbox": str(outbox)}, echo=lambda m: say(f"   {m}"))
     say(f"   DAG 运行状态 / run state: {result.get('state')}")
 
     with gateway.transaction(settings.database_url) as conn:
@@ -44,6 +45,9 @@ def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], No
     say(f"   数据质量报告 / data-quality report: {report}")
     say("")
     _alerts_summary(settings, say)
+    digests = sorted(outbox.glob("*.txt"))
+    say(f"⑤ 每日摘要 / digests: {len(digests)} 位监督人员 supervisors → {outbox}"
+        + (f"（例如 e.g. {digests[0].name}）" if digests else ""))
     say(f"   仓库 / warehouse: {settings.database_url}")
     say(f"   拒收明细 / rejected rows: .venv/bin/risk quality export --db {settings.database_url}")
     return 0 if result.get("state") == "success" else 1

@@ -1,6 +1,6 @@
 """Digests: after a nightly run, one message per supervisor with the new and escalated alerts in their area.
 
-Chinese first with English beside it; counts, the top cases by amount, ID numbers and names masked, a link
+In the supervisor's language (Chinese unless they chose English: `risk users set-language`); counts, the top cases by amount, ID numbers and names masked, a link
 to each case. Sent through Apprise to the user's email (RISK_SMTP_URL, an Apprise mailto URL without `to`)
 and to their notify_url (WeCom, DingTalk, Feishu bots, JSON webhooks); or written to an outbox folder
 instead. Every delivery is recorded; a failing channel is retried with backoff and never fails the run.
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, and_, func, or_, select
 
+from risk.accounts import DEFAULT_LANGUAGE, languages_of
 from risk.alerts import yuan
 from risk.db.tables import alert, notification, recipient, supervisor
 from risk.identity import mask_id, mask_name
@@ -34,6 +35,7 @@ class Digest:
     subject: str
     body: str
     alerts: int
+    language: str = DEFAULT_LANGUAGE
 
 
 def _since(conn: Connection, user_id: str) -> datetime | None:
@@ -41,9 +43,41 @@ def _since(conn: Connection, user_id: str) -> datetime | None:
         notification.c.user_id == user_id, notification.c.status == "sent"))).scalar()
 
 
+WORDS = {
+    "zh": {
+        "subject": "社保基金风险预警：{n}条待处理",
+        "hello": "{user_id}，您好：",
+        "summary": "您负责的区域有 {n} 条新预警（其中升级 {escalated} 条），涉及金额 ¥{total}。",
+        "largest": "金额最大的几条：",
+        "item": "- {title}：{person} {name}，¥{amount}，{link}",
+        "all": "全部预警请登录查看：{link}",
+        "anomaly": "行为异常",
+    },
+    "en": {
+        "subject": "Fund-risk alerts: {n} to handle",
+        "hello": "Hello {user_id},",
+        "summary": "Your area has {n} new alerts ({escalated} escalated), ¥{total} at risk.",
+        "largest": "The largest:",
+        "item": "- {title}: {person} {name}, ¥{amount}, {link}",
+        "all": "All your alerts: {link}",
+        "anomaly": "Unusual behaviour",
+    },
+}
+
+
+def _title(rule_code: str, lang: str) -> str:
+    rule = BY_CODE.get(rule_code)
+    if rule:
+        return rule.title_zh if lang == "zh" else rule.title_en
+    return WORDS[lang]["anomaly"] if rule_code == "anomaly" else rule_code
+
+
 def build(conn: Connection, base_url: str = "") -> list[Digest]:
     """The digests due now: for each supervisor (auditors get none), the alerts raised or escalated to their
-    level since their last delivered digest; nobody with nothing new gets a message."""
+    level since their last delivered digest, in the language they chose (Chinese unless English); nobody
+    with nothing new gets a message. ID numbers and names of the people concerned are masked."""
+    base = base_url.rstrip("/")
+    chosen = languages_of(conn, list(conn.execute(select(supervisor.c.user_id)).scalars()))
     digests = []
     for s in conn.execute(select(supervisor).where(supervisor.c.role != "auditor").order_by(supervisor.c.user_id)):
         u = User(s.user_id, s.name, s.role, s.region_code)
@@ -56,20 +90,18 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
             continue
         names = dict(conn.execute(select(recipient.c.person_id, recipient.c.name).where(
             recipient.c.person_id.in_([r.person_id for r in rows[:TOP]]))).all())
+        lang = chosen.get(u.user_id, DEFAULT_LANGUAGE)
+        w = WORDS[lang]
         n_escalated = sum(1 for r in rows if r.escalated_at and r.escalated_at > since and r.level == u.role)
         total = sum(r.amount_at_risk_cents for r in rows)
-        subject = f"社保基金风险预警：{len(rows)}条待处理 / {len(rows)} fund-risk alerts to handle"
-        lines = [f"{u.name}（{u.user_id}）您好：", "",
-                 f"您负责的区域有 {len(rows)} 条新预警（其中升级 {n_escalated} 条），涉及金额 ¥{yuan(total)}。",
-                 f"Your area has {len(rows)} new alerts ({n_escalated} escalated), ¥{yuan(total)} at risk.", "",
-                 "金额最大的几条 / the largest:"]
-        for r in rows[:TOP]:
-            rule = BY_CODE.get(r.rule)
-            title = f"{rule.title_zh} / {rule.title_en}" if rule else ("行为异常 / unusual behaviour" if r.rule == "anomaly"
-                                                                       else r.rule)
-            lines.append(f"- {title}：{mask_id(r.person_id)} {mask_name(names.get(r.person_id, ''))}，"
-                         f"¥{yuan(r.amount_at_risk_cents)}，{base_url.rstrip('/')}/alerts/{r.alert_id}")
-        digests.append(Digest(u, s.email, s.notify_url, subject, "\n".join(lines) + "\n", len(rows)))
+        lines = [w["hello"].format(user_id=u.user_id), "",  # by login name: no person's name in a message
+                 w["summary"].format(n=len(rows), escalated=n_escalated, total=yuan(total)), "", w["largest"]]
+        lines += [w["item"].format(title=_title(r.rule, lang), person=mask_id(r.person_id),
+                                   name=mask_name(names.get(r.person_id, "")), amount=yuan(r.amount_at_risk_cents),
+                                   link=f"{base}/alerts/{r.alert_id}") for r in rows[:TOP]]
+        lines += ["", w["all"].format(link=f"{base}/alerts")]
+        digests.append(Digest(u, s.email, s.notify_url, w["subject"].format(n=len(rows)),
+                              "\n".join(lines) + "\n", len(rows), lang))
     return digests
 
 

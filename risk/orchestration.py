@@ -81,8 +81,8 @@ def resolve_run(
 ) -> RunConfig:
     """A run's landing folder, warehouse and `until` day.
 
-    From the run's conf/params (`landing`, `db`, `until`, `var_dir`), else the environment
-    (RISK_LANDING, RISK_DATABASE_URL, RISK_VAR_DIR). `until` falls back to the logical date's day in
+    From the run's conf/params (`landing`, `db`, `until`, `var_dir`, `outbox`), else the environment
+    (RISK_LANDING, RISK_DATABASE_URL, RISK_VAR_DIR, RISK_OUTBOX). `until` falls back to the logical date's day in
     Asia/Shanghai; a run triggered without a logical date and without `until` loads every day.
     """
     env = os.environ if env is None else env
@@ -97,6 +97,7 @@ def resolve_run(
     settings = Settings.load(
         db=params.get("db") or env.get("RISK_DATABASE_URL") or None,
         var_dir=params.get("var_dir") or env.get("RISK_VAR_DIR") or None,
+        outbox=params.get("outbox") or env.get("RISK_OUTBOX") or None,
     )
     return RunConfig(settings=settings, landing=Path(landing).expanduser(), until=until)
 
@@ -176,7 +177,26 @@ def run_dag_test(
     env_extra: Mapping[str, str] | None = None,
     echo: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
-    """Run `fund_risk_nightly` once with `dag.test()` and return what it did (JSON-able).
+    """Run `fund_risk_nightly` once with `dag.test()` over `landing` into `db_url`; see `run_dag`."""
+    conf = {"landing": str(Path(landing).resolve()), "db": db_url, "until": until,
+            "var_dir": str(Path(var_dir).resolve())}
+    conf.update(conf_extra or {})
+    return run_dag(DAG_ID, conf, var_dir, home, retries=retries, mark_success=mark_success,
+                   env_extra=env_extra, echo=echo)
+
+
+def run_dag(
+    dag_id: str,
+    conf: Mapping[str, Any],
+    var_dir: str | Path,
+    home: str | Path | None = None,
+    *,
+    retries: int | None = 0,
+    mark_success: str | None = None,
+    env_extra: Mapping[str, str] | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
+    """Run one of our DAGs once with `dag.test()` and return what it did (JSON-able).
 
     The Airflow home defaults to `<var_dir>/airflow`. `retries=0` (the default) ends the run at the
     first failure instead of waiting out the DAG's retry delays; None keeps the DAG's own retries.
@@ -187,8 +207,6 @@ def run_dag_test(
     """
     var_dir = Path(var_dir).resolve()
     home = ensure_airflow_home(Path(home) if home else var_dir / "airflow")
-    conf = {"landing": str(Path(landing).resolve()), "db": db_url, "until": until, "var_dir": str(var_dir)}
-    conf.update(conf_extra or {})
     log_dir = home / "logs" / "dag-test"
     log_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -198,7 +216,8 @@ def run_dag_test(
     result_path = Path(result_name)
     request = {
         "mode": "test",
-        "conf": conf,
+        "dag_id": dag_id,
+        "conf": dict(conf),
         "retries": retries,
         "mark_success": mark_success,
         "result": str(result_path),
@@ -217,7 +236,7 @@ def run_dag_test(
     result["log"] = str(log_path)
     result["seconds"] = round(time.monotonic() - started, 1)
     if result.get("state") != "success":
-        raise DagRunFailed(_failure_message(result, log_path), result)
+        raise DagRunFailed(_failure_message(dag_id, result, log_path), result)
     return result
 
 
@@ -260,20 +279,21 @@ def _stream(cmd: list[str], env: dict[str, str], log_path: Path, echo: Callable[
 
 def _progress_text(event: dict[str, Any]) -> str:
     task = event["task_id"] + (f"[{event['label']}]" if event.get("label") else "")
+    dag_id = event.get("dag_id", DAG_ID)
     if event["state"] == "running":
-        return f"[{DAG_ID}] {task} running"
+        return f"[{dag_id}] {task} running"
     suffix = f" after {event['seconds']}s" if event.get("seconds") is not None else ""
     error = f": {event['error']}" if event.get("error") else ""
-    return f"[{DAG_ID}] {task} {event['state']}{suffix}{error}"
+    return f"[{dag_id}] {task} {event['state']}{suffix}{error}"
 
 
-def _failure_message(result: dict[str, Any], log_path: Path) -> str:
+def _failure_message(dag_id: str, result: dict[str, Any], log_path: Path) -> str:
     if result.get("import_errors") or result.get("state") == "import_error":
         errors = "; ".join(
             f"{path}: {(err.strip().splitlines() or ['?'])[-1]}"
             for path, err in result["import_errors"].items()
         )
-        return f"{DAG_ID} did not parse: {errors or 'DAG not found'} (Airflow log: {log_path})"
+        return f"{dag_id} did not parse: {errors or 'DAG not found'} (Airflow log: {log_path})"
 
     def name(t: dict[str, Any]) -> str:
         return t["task_id"] + (f"[{t['label']}]" if t.get("label") else "")
@@ -283,7 +303,7 @@ def _failure_message(result: dict[str, Any], log_path: Path) -> str:
         f"{name(t)}" + (f" ({t['error']})" if t.get("error") else "") for t in tasks if t["state"] == "failed"
     ]
     blocked = [name(t) for t in tasks if t["state"] not in ("success", "skipped", "failed")]
-    message = f"{DAG_ID} run {result.get('run_id')} ended {result.get('state')}"
+    message = f"{dag_id} run {result.get('run_id')} ended {result.get('state')}"
     message += f"; failed: {', '.join(failed) or 'none'}"
     if blocked:
         message += f"; not run: {', '.join(blocked)}"
@@ -310,10 +330,11 @@ def _child_main(request: dict[str, Any]) -> int:
         described = {dag_id: _describe(dag) for dag_id, dag in bag.dags.items()}
         result_path.write_text(json.dumps({"import_errors": import_errors, "dags": described}))
         return 0
-    if import_errors or DAG_ID not in bag.dags:
+    dag_id = request.get("dag_id", DAG_ID)
+    if import_errors or dag_id not in bag.dags:
         result_path.write_text(json.dumps({"state": "import_error", "import_errors": import_errors}))
         return 2
-    dag = bag.dags[DAG_ID]
+    dag = bag.dags[dag_id]
     if request.get("retries") is not None:
         for operator in dag.tasks:
             operator.retries = request["retries"]
@@ -338,7 +359,7 @@ class _Progress:
 
     def emit(self, ti: Any, state: str, error: Any = None) -> None:
         key = (ti.task_id, ti.map_index)
-        event: dict[str, Any] = {"task_id": ti.task_id, "state": state, "label": _label(ti)}
+        event: dict[str, Any] = {"dag_id": ti.dag_id, "task_id": ti.task_id, "state": state, "label": _label(ti)}
         if state == "running":
             self.started[key] = time.monotonic()
         elif key in self.started:
@@ -378,7 +399,7 @@ def _summarise(dag_run: Any, errors: dict[tuple[str, int], str]) -> dict[str, An
 
     with create_session() as session:
         tis = dag_run.get_task_instances(session=session)
-        query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=DAG_ID, key="return_value")
+        query = XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, key="return_value")
         rows: Any = session.scalars(query)
         returned = {(row.task_id, row.map_index): XComModel.deserialize_value(row) for row in rows}
         tasks = [
@@ -395,7 +416,7 @@ def _summarise(dag_run: Any, errors: dict[tuple[str, int], str]) -> dict[str, An
     # by map index = delivery order, also when dag.test() ran the mapped days out of order (see the DAG)
     loads = [v for (task_id, _), v in sorted(returned.items()) if task_id == LOAD_TASK and v]
     return {
-        "dag_id": DAG_ID,
+        "dag_id": dag_run.dag_id,
         "run_id": dag_run.run_id,
         "state": _value(dag_run.state),
         "tasks": tasks,
@@ -403,6 +424,7 @@ def _summarise(dag_run: Any, errors: dict[tuple[str, int], str]) -> dict[str, An
         "loaded": [summary for batch in loads for summary in batch],
         "detect": returned.get(("detect", -1)),
         "quality_report": returned.get(("quality_report", -1)),
+        "returned": {task_id: v for (task_id, index), v in sorted(returned.items()) if index == -1},
     }
 
 

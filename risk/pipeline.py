@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
-from risk import checks, quality
+from risk import checks, privacy, quality
 from risk.contract import BY_NAME, SOURCES, Source
 from risk.db import gateway
 from risk.db.tables import delivery, delivery_file, quality_issue, region
@@ -28,6 +27,7 @@ from risk.load import record_certifications, store, typed_rows
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
+privacy.install()  # every process that runs these steps (the CLI, an Airflow task) masks IDs in its logs
 
 DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 SENSITIVE = frozenset({"person_id", "name", "bank_account", "phone", "card_no"})
@@ -308,17 +308,19 @@ def escalate(settings: Settings) -> dict:
     from risk import workflow
 
     with gateway.transaction(settings.database_url) as conn:
-        moved = workflow.escalate(conn)
+        moved = workflow.escalate(conn, sla_days=settings.sla_days)
     return {"escalated": len(moved), "alerts": moved}
 
 
 def notify(settings: Settings, outbox: str | Path | None = None) -> dict:
-    """One digest per supervisor with the new and escalated alerts in their area (RISK_BASE_URL for links)."""
+    """One digest per supervisor with the new and escalated alerts in their area, sent through Apprise, or
+    written to `outbox` (else settings.outbox, RISK_OUTBOX) instead. A failing channel never fails the run."""
     from risk import notify as digests
 
+    box = outbox or settings.outbox
     with gateway.transaction(settings.database_url) as conn:
-        due = digests.build(conn, base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"))
-        counts = digests.deliver(conn, due, outbox=Path(outbox) if outbox else None)
+        due = digests.build(conn, base_url=settings.base_url)
+        counts = digests.deliver(conn, due, outbox=Path(box) if box else None)
     return {"digests": len(due), **counts}
 
 
@@ -337,8 +339,9 @@ class RunSummary:
 
 
 def run(settings: Settings, landing: str | Path, until: str | None = None,
-        progress: Progress | None = None) -> RunSummary:
-    """`risk run`: every pending delivery day, oldest first, each in its own transaction; then detect."""
+        progress: Progress | None = None, send_digests: bool = True) -> RunSummary:
+    """`risk run`: every pending delivery day, oldest first, each in its own transaction; then the rules,
+    behaviour scoring, the data-quality report and the supervisors' digests, as the nightly DAG does."""
     started = time.monotonic()
     say = progress or (lambda _m: None)
     prepare(settings)
@@ -364,4 +367,9 @@ def run(settings: Settings, landing: str | Path, until: str | None = None,
             f"异常预警 / anomaly alerts raised: {scoring['anomaly_raised']}")
     detection["scoring"] = scoring
     report = write_quality_report(settings)
+    if send_digests:
+        sent = notify(settings)
+        detection["digests"] = sent
+        say(f"每日摘要 / digests: {sent['digests']} 位监督人员 supervisors（成功 sent {sent['sent']}，"
+            f"失败 failed {sent['failed']}）")
     return RunSummary(days=done, detection=detection, report=report, seconds=time.monotonic() - started)

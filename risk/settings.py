@@ -1,11 +1,42 @@
-"""Where things are: the warehouse URL, the working folder for reports and models."""
+"""Where things are and how the bureau wants them: the warehouse URL, the working folder for reports and
+models, the behaviour window and alert budget, escalation deadlines, and where digests go.
+
+Each comes from the environment (RISK_*), so the nightly DAG, the escalation DAG and the `risk` command
+read the same values."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from risk.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parents[1]  # the project folder: checks/, sql/, dags/ live here
+
+DEFAULT_SLA_DAYS = {"high": 3, "medium": 7, "low": 14}
+
+
+def parse_sla_days(text: str | None) -> dict[str, int]:
+    """`high=3,medium=7,low=14` (any subset; the rest keep their defaults) → days per severity."""
+    days = dict(DEFAULT_SLA_DAYS)
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        severity, _, value = part.partition("=")
+        severity = severity.strip()
+        if severity not in DEFAULT_SLA_DAYS:
+            raise ConfigError(f"RISK_SLA_DAYS: 未知的严重程度 / unknown severity {severity!r} "
+                              f"(high, medium, low)")
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"RISK_SLA_DAYS: {severity} 的天数须为正整数 / days must be a whole number ≥ 1, "
+                              f"got {value.strip()!r}")
+        days[severity] = n
+    return days
 
 
 @dataclass(frozen=True)
@@ -14,16 +45,24 @@ class Settings:
     var_dir: Path
     window_days: int = 90  # behaviour features look back this far
     anomaly_budget: float = 0.005  # share of scored people who get an `anomaly` alert each night
+    sla_days: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SLA_DAYS))
+    outbox: Path | None = None  # digests are written here instead of being sent
+    base_url: str = "http://localhost:8000"  # the web app, for the links in digests
 
     @property
     def reports_dir(self) -> Path:
         return self.var_dir / "reports"
 
     @classmethod
-    def load(cls, db: str | None = None, var_dir: str | Path | None = None) -> Settings:
+    def load(cls, db: str | None = None, var_dir: str | Path | None = None,
+             outbox: str | Path | None = None) -> Settings:
         """`--db`, else RISK_DATABASE_URL, else a SQLite file in the working directory's var/."""
         var = Path(var_dir or os.environ.get("RISK_VAR_DIR") or Path.cwd() / "var").resolve()
         url = db or os.environ.get("RISK_DATABASE_URL") or f"sqlite:///{var / 'risk.db'}"
+        box = outbox or os.environ.get("RISK_OUTBOX")
         return cls(database_url=url, var_dir=var,
                    window_days=int(os.environ.get("RISK_WINDOW_DAYS", "90")),
-                   anomaly_budget=float(os.environ.get("RISK_ANOMALY_BUDGET", "0.005")))
+                   anomaly_budget=float(os.environ.get("RISK_ANOMALY_BUDGET", "0.005")),
+                   sla_days=parse_sla_days(os.environ.get("RISK_SLA_DAYS")),
+                   outbox=Path(box).resolve() if box else None,
+                   base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"))

@@ -10,6 +10,7 @@ staff every village under them, city staff and auditors the whole city; auditors
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from risk.db.tables import alert, alert_event, recovery, supervisor
 from risk.errors import RiskError
+from risk.settings import DEFAULT_SLA_DAYS
 
 OPEN = ("new", "acknowledged", "investigating")
 DISMISS_REASONS = {
@@ -168,10 +170,9 @@ def queue(conn: Connection, user_id: str, include_snoozed: bool = False, today: 
 
 
 LEVELS = ("village", "township", "county")  # 三级管理: who must act, one level up at each missed deadline
-DEFAULT_SLA_DAYS = {"high": 3, "medium": 7, "low": 14}
 
 
-def escalate(conn: Connection, now: datetime | None = None, sla_days: dict[str, int] | None = None) -> list[dict]:
+def escalate(conn: Connection, now: datetime | None = None, sla_days: Mapping[str, int] | None = None) -> list[dict]:
     """Alerts nobody acknowledged within their SLA move up one level (village → township → county); the
     clock restarts at each move. Snoozed alerts wait. Every move is logged; returns what moved."""
     now = now or datetime.now()

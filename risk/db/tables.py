@@ -310,3 +310,14 @@ notification = Table(
     Column("subject", Text, nullable=False),
     Column("error", Text),
 )
+
+# What a supervisor chose for themselves (the bureau's supervisors.csv does not carry it): the language of
+# their digests and pages, and later their password. Kept apart from `supervisor`, which each delivery of
+# supervisors.csv replaces.
+account = Table(
+    "account", metadata,
+    Column("user_id", String, primary_key=True),
+    Column("language", String(2), nullable=False, server_default="zh"),  # zh | en
+    Column("password_hash", Text),
+    Column("updated_at", DateTime, nullable=False),
+)

@@ -8,7 +8,6 @@ one metadata DB for all of these tests.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from warehouses import BOOKKEEPING
 
 from risk.orchestration import (
     DAG_ID,
@@ -28,6 +28,7 @@ from risk.orchestration import (
     child_env,
     describe_dags,
     resolve_run,
+    run_dag,
     run_dag_test,
 )
 
@@ -36,11 +37,6 @@ pytestmark = pytest.mark.airflow
 SAMPLE_LANDING = Path("/work/shared/spec/sample/landing")
 FIRST_DAYS = ["2025-03-01", "2025-03-10", "2025-04-01", "2025-04-10", "2025-04-15"]
 UNTIL = "2025-04-10"  # the fifth day is delivered but must not be loaded
-# columns that record when or how long a run worked, not what it loaded (card_event.occurred_at is data);
-# a model file's sha256 also covers the zip timestamps skops writes, so two equal models differ there
-BOOKKEEPING = re.compile(
-    r"^((created|updated|loaded|started|finished|changed|trained|raised|escalated)_at|(\w+_)?(ms|seconds|duration)|sha256)$"
-)
 
 
 # -- (a) the DagBag ---------------------------------------------------------------------------------
@@ -55,7 +51,8 @@ def test_dagbag_has_the_weekly_model_dag(airflow_home: Path) -> None:
     assert set(weekly["tasks"]) == {"drift_before", "train"}
     assert weekly["tasks"]["train"]["upstream"] == ["drift_before"]
     daily = bag["dags"]["fund_risk_escalation"]
-    assert daily["schedule"] == "0 7 * * *" and set(daily["tasks"]) == {"escalate"}
+    assert daily["schedule"] == "0 7 * * *" and set(daily["tasks"]) == {"escalate", "send_digests"}
+    assert daily["tasks"]["send_digests"]["upstream"] == ["escalate"]
 
 
 def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) -> None:
@@ -69,7 +66,8 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert nightly["max_active_runs"] == 1
     assert {"landing", "db", "until"} <= set(nightly["params"])
     tasks = nightly["tasks"]
-    assert set(tasks) == {"migrate", "find_pending_days", "load_day", "detect", "score", "quality_report"}
+    assert set(tasks) == {"migrate", "find_pending_days", "load_day", "detect", "score", "quality_report",
+                          "send_digests"}
     for task in tasks.values():
         assert task["retries"] == 2
         assert task["retry_delay_seconds"] > 0
@@ -80,6 +78,7 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert tasks["detect"]["upstream"] == ["load_day"]
     assert tasks["score"]["upstream"] == ["detect"]
     assert tasks["quality_report"]["upstream"] == ["score"]
+    assert tasks["send_digests"]["upstream"] == ["score"]
 
 
 # -- (b) parsing touches no database ----------------------------------------------------------------
@@ -170,13 +169,16 @@ def test_dag_run_loads_what_risk_run_loads(airflow_home: Path, small_landing: Pa
     from risk.settings import Settings
 
     dag_db = f"sqlite:///{tmp_path / 'dag.db'}"
-    result = run_dag_test(small_landing, dag_db, tmp_path / "var-dag", until=UNTIL, home=airflow_home)
+    dag_outbox = tmp_path / "outbox-dag"
+    result = run_dag_test(small_landing, dag_db, tmp_path / "var-dag", until=UNTIL, home=airflow_home,
+                          conf_extra={"outbox": str(dag_outbox)})
 
     assert result["state"] == "success"
     assert result["pending_days"] == FIRST_DAYS[:4]
     assert [summary["day"] for summary in result["loaded"]] == FIRST_DAYS[:4]
 
-    direct = Settings.load(db=f"sqlite:///{tmp_path / 'direct.db'}", var_dir=tmp_path / "var-direct")
+    direct = Settings.load(db=f"sqlite:///{tmp_path / 'direct.db'}", var_dir=tmp_path / "var-direct",
+                           outbox=tmp_path / "outbox-direct")
     pipeline.run(direct, small_landing, until=UNTIL)  # what `risk run` does
 
     by_dag, by_cli = warehouse_rows(dag_db), warehouse_rows(direct.database_url)
@@ -184,9 +186,25 @@ def test_dag_run_loads_what_risk_run_loads(airflow_home: Path, small_landing: Pa
     assert any(rows for rows in by_cli.values()), "nothing was loaded at all"
     for table in by_cli:
         assert by_dag[table] == by_cli[table], f"table {table} differs"
+    # the same digests, one per supervisor with new alerts in their area
+    digests = {p.name: p.read_text(encoding="utf-8") for p in dag_outbox.glob("*.txt")}
+    assert digests and digests == {
+        p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "outbox-direct").glob("*.txt")
+    }
+
+    # no resident's ID number or name in Airflow's logs of the run, nor in the digests
+    from risk import privacy
+    from risk.db import gateway
+
+    with gateway.transaction(dag_db) as conn:
+        ids, names = privacy.residents(conn)
+    assert ids and names
+    leaks = privacy.scan([airflow_home / "logs", dag_outbox], ids, names)
+    assert not leaks, "\n".join(map(str, leaks[:10]))
 
     # the next night finds nothing pending: load_day is skipped, the rules and the report still run
-    rerun = run_dag_test(small_landing, dag_db, tmp_path / "var-dag", until=UNTIL, home=airflow_home)
+    rerun = run_dag_test(small_landing, dag_db, tmp_path / "var-dag", until=UNTIL, home=airflow_home,
+                         conf_extra={"outbox": str(dag_outbox)})
     states = {t["task_id"]: t["state"] for t in rerun["tasks"]}
     assert (rerun["pending_days"], rerun["loaded"]) == ([], [])
     assert states == {
@@ -196,8 +214,52 @@ def test_dag_run_loads_what_risk_run_loads(airflow_home: Path, small_landing: Pa
         "detect": "success",
         "score": "success",
         "quality_report": "success",
+        "send_digests": "success",
     }
-    assert warehouse_rows(dag_db) == by_dag
+    assert warehouse_rows(dag_db) == by_dag  # nothing new: nobody gets a second digest
+
+
+@pytest.mark.slow
+def test_escalation_dag_moves_late_alerts_up_and_tells_the_next_level(
+    airflow_home: Path, small_landing: Path, tmp_path: Path
+) -> None:
+    """Through Airflow: alerts nobody acknowledged move up one level, with the deadlines taken from
+    RISK_SLA_DAYS, and the township supervisors hear about them in a digest."""
+    from datetime import datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from risk import pipeline
+    from risk.db import gateway
+    from risk.db.tables import alert, alert_event, supervisor
+    from risk.settings import Settings
+
+    settings = Settings.load(db=f"sqlite:///{tmp_path / 'w.db'}", var_dir=tmp_path / "var")
+    pipeline.run(settings, small_landing, until=UNTIL, send_digests=False)
+    twenty_days_ago = datetime.now() - timedelta(days=20)
+    with gateway.transaction(settings.database_url) as conn:
+        conn.execute(sa.update(alert).values(raised_at=twenty_days_ago))
+        severity = dict(conn.execute(sa.select(alert.c.alert_id, alert.c.severity)).all())
+    assert {"high", "medium"} <= set(severity.values())
+
+    outbox = tmp_path / "outbox"
+    result = run_dag("fund_risk_escalation", {"db": settings.database_url, "outbox": str(outbox)},
+                     tmp_path / "var", home=airflow_home, env_extra={"RISK_SLA_DAYS": "high=30"})
+
+    assert result["state"] == "success"
+    with gateway.transaction(settings.database_url) as conn:
+        level = dict(conn.execute(sa.select(alert.c.alert_id, alert.c.level)).all())
+        logged = set(conn.execute(sa.select(alert_event.c.alert_id).where(alert_event.c.action == "escalate"))
+                     .scalars())
+        townships = set(conn.execute(sa.select(supervisor.c.user_id).where(supervisor.c.role == "township"))
+                        .scalars())
+    # high alerts get 30 days here (20 have passed); medium (7) and low (14) keep their defaults
+    assert {a for a, s in severity.items() if s != "high"} == {a for a, lv in level.items() if lv == "township"}
+    assert all(level[a] == "village" for a, s in severity.items() if s == "high")
+    assert logged == {a for a, lv in level.items() if lv == "township"}
+    assert result["returned"]["escalate"]["escalated"] == len(logged)
+    told = {p.stem for p in outbox.glob("*.txt")}
+    assert told & townships, "no township supervisor was told about the escalated alerts"
 
 
 def warehouse_rows(url: str) -> dict[str, list[tuple]]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, select
-from warehouses import pg_database, warehouse  # noqa: F401 - re-exported for the tests
+from warehouses import BOOKKEEPING, pg_database, warehouse  # noqa: F401 - re-exported for the tests
 
 from risk import identity, pipeline, quality
 from risk.db import gateway
@@ -263,10 +262,6 @@ def rows_of(url: str, table: str, order_by: str | None = None) -> list[dict]:
         return [dict(r) for r in conn.execute(q).mappings()]
 
 
-# columns that record when or how long a run worked, not what it loaded
-BOOKKEEPING = re.compile(
-    r"^((created|updated|loaded|started|finished|trained|raised|escalated)_at|seconds|load_ms|\w*_ms|duration\w*|sha256)$"
-)
 
 
 CORE_TABLES = (

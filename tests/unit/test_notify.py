@@ -25,7 +25,7 @@ def city(tmp_path_factory) -> Settings:
     out = tmp_path_factory.mktemp("notify-city")
     generate(out, people=1200, months=5, seed=13)
     settings = Settings(database_url=f"sqlite:///{out / 'w.db'}", var_dir=out / "var")
-    pipeline.run(settings, out / "landing")
+    pipeline.run(settings, out / "landing", send_digests=False)
     return settings
 
 
@@ -137,3 +137,30 @@ def test_outbox_writes_one_file_per_supervisor(tmp_path_factory, tmp_path):
     files = list(Path(tmp_path / "outbox").glob("*.txt"))
     assert result["digests"] == len(files) > 0
     assert all("社保基金风险预警" in f.read_text(encoding="utf-8") for f in files)
+
+
+def test_each_supervisor_reads_their_digest_in_the_language_they_chose(tmp_path_factory, tmp_path):
+    from risk import accounts, notify
+    from risk.cli import main
+
+    out = tmp_path_factory.mktemp("language-city")
+    generate(out, people=800, months=4, seed=15)
+    settings = Settings(database_url=f"sqlite:///{out / 'w.db'}", var_dir=out / "var")
+    pipeline.run(settings, out / "landing", send_digests=False)
+    with gateway.transaction(settings.database_url) as conn:
+        due = notify.build(conn)
+    assert len(due) >= 2
+    english, chinese = due[0].user.user_id, due[1].user.user_id
+    assert main(["users", "set-language", english, "en", "--db", settings.database_url]) == 0
+
+    pipeline.notify(settings, outbox=tmp_path)
+    en = (tmp_path / f"{english}.txt").read_text(encoding="utf-8")
+    zh = (tmp_path / f"{chinese}.txt").read_text(encoding="utf-8")
+    assert en.startswith("Fund-risk alerts:") and "at risk" in en and "待处理" not in en and "您好" not in en and "Hello" in en
+    assert zh.startswith("社保基金风险预警") and "您好" in zh and "at risk" not in zh
+    with gateway.transaction(settings.database_url) as conn:
+        assert accounts.language_of(conn, english) == "en"
+        assert accounts.language_of(conn, chinese) == "zh"  # nobody chose: Chinese
+    with pytest.raises(Exception, match="no such user"):
+        with gateway.transaction(settings.database_url) as conn:
+            accounts.set_language(conn, "nobody", "en")

@@ -72,7 +72,8 @@ def test_a_supervisors_day_from_ack_to_closed_recovery(city, capsys):
     a, me = p["alert"].alert_id, p["village"]
     assert cli(url, "alerts", "ack", a, "--user", me, capsys=capsys)[0] == 0
     assert cli(url, "alerts", "investigate", a, "--user", me, capsys=capsys)[0] == 0
-    assert cli(url, "alerts", "confirm", a, "--user", me, "--comment", "上门核实属实", capsys=capsys)[0] == 0
+    assert cli(url, "alerts", "decide", a, "--user", me, "--outcome", "confirmed", "--comment", "上门核实属实",
+               capsys=capsys)[0] == 0
     assert cli(url, "alerts", "recover", a, "--user", me, "--amount", "100.10", "--date", "2026-11-20",
                "--method", "bank_return", capsys=capsys)[0] == 0
     code, _, err = cli(url, "alerts", "recover", a, "--user", me, "--amount", "0.2", "--date", "2026-11-21",
@@ -103,6 +104,9 @@ def test_other_transitions_are_refused_with_a_clear_message(city, capsys):
     code, _, err = cli(url, "alerts", "dismiss", fresh, "--user", p["village"], "--reason", "lawful", capsys=capsys)
     assert code == 2 and "needs a comment" in err
     code, _, err = cli(url, "alerts", "dismiss", fresh, "--user", p["village"], "--reason", "nonsense",
+                       "--comment", "x", capsys=capsys)
+    assert code == 2 and "needs a reason" in err
+    code, _, err = cli(url, "alerts", "decide", fresh, "--user", p["village"], "--outcome", "dismissed",
                        "--comment", "x", capsys=capsys)
     assert code == 2 and "needs a reason" in err
 

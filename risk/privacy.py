@@ -1,0 +1,136 @@
+"""Personal information (PIPL) never leaves the system unmasked in a log line: every log record written by a
+process that runs our code has ID-shaped numbers masked (`430102********1234`), database errors carry no
+row values (the engines hide SQL parameters), and `risk privacy scan` checks log and message folders for any
+resident's full ID number or name, so that a leak is found by a command, not by an audit.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from risk.identity import check_char, mask_id, mask_name
+
+# 18-character IDs (last character a digit or X) and 15-digit legacy IDs, not inside a longer number
+_ID_SHAPED = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+
+
+def redact(text: str) -> str:
+    """`text` with every ID-shaped number masked as `mask_id` does (bank account numbers of the same length
+    are masked too: they are personal information as well)."""
+    return _ID_SHAPED.sub(lambda m: mask_id(m.group(1)), text)
+
+
+_installed = False
+
+
+def install() -> None:
+    """Mask ID-shaped numbers in every log record this process creates from now on, whichever logger and
+    handler it goes to (the command line's log file, an Airflow task's log). Safe to call more than once."""
+    global _installed
+    if _installed:
+        return
+    make_record = logging.getLogRecordFactory()
+
+    def masked_record(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed log call: leave it to logging's own error handling
+            return record
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(masked_record)
+    _installed = True
+
+
+# -- scanning what left the system ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: Path
+    line: int
+    kind: str  # id_number | resident_id | resident_name
+    shown: str  # masked: a finding never repeats what it found
+
+    def __str__(self) -> str:
+        words = {"id_number": "身份证号 / ID number", "resident_id": "参保人身份证号 / a resident's ID number",
+                 "resident_name": "参保人姓名 / a resident's name"}[self.kind]
+        return f"{self.path}:{self.line}: 未脱敏的{words}: {self.shown}"
+
+
+def _valid_id(value: str) -> bool:
+    value = value.upper()
+    return len(value) == 18 and check_char(value[:17]) == value[17]
+
+
+def _text_files(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            yield path
+
+
+def scan(paths: Iterable[Path], ids: Iterable[str] = (), names: Iterable[str] = ()) -> list[Finding]:
+    """Every line in the files under `paths` that shows a full ID number (any with a valid check character,
+    and any of `ids`) or one of `names` (two characters or more). Binary files are skipped."""
+    known_ids = set(ids)
+    wanted = {n for n in names if n and len(n) >= 2}
+    found = []
+    for path in _text_files(paths):
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        if b"\0" in raw[:4096]:
+            continue
+        for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+            for m in _ID_SHAPED.finditer(line):
+                value = m.group(1).upper()
+                if value in known_ids:
+                    found.append(Finding(path, number, "resident_id", mask_id(value)))
+                elif _valid_id(value):
+                    found.append(Finding(path, number, "id_number", mask_id(value)))
+            found += [Finding(path, number, "resident_name", mask_name(n)) for n in _names_in(line, wanted)]
+    return found
+
+
+def _names_in(line: str, names: set[str]) -> list[str]:
+    """The names of `names` in `line`, longest first at each place (a set lookup per place and length, so
+    that a million names cost no more than a few)."""
+    if not names:
+        return []
+    lengths = sorted({len(n) for n in names}, reverse=True)
+    hits, i = [], 0
+    while i < len(line):
+        for n in lengths:
+            if line[i:i + n] in names:
+                hits.append(line[i:i + n])
+                i += n - 1
+                break
+        i += 1
+    return hits
+
+
+def residents(conn) -> tuple[set[str], set[str]]:
+    """The ID numbers and names of every person in the warehouse (benefit recipients, death and custody
+    records)."""
+    from sqlalchemy import select
+
+    from risk.db.tables import death, incarceration, recipient
+
+    ids, names = set(), set()
+    for table in (recipient, death, incarceration):
+        for person_id, name in conn.execute(select(table.c.person_id, table.c.name)):
+            ids.add(person_id)
+            names.add(name)
+    return ids, names
