@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint conformance bench clean
+.PHONY: demo serve test test-fast lint conformance bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 ## demo: a synthetic city (5,000 people, 12 months) through the real Airflow DAG on SQLite
 demo: $(STAMP)
 	$(BIN)/risk demo --out var/demo
+
+## serve: the web app over the demo database (runs the demo first when there is none); accounts in var/demo/demo-accounts.txt
+serve: $(STAMP)
+	test -f var/demo/risk.db || $(BIN)/risk demo --out var/demo
+	$(BIN)/risk serve --db sqlite:///$(CURDIR)/var/demo/risk.db
 
 ## test: lint, then the whole suite (SQLite always; PostgreSQL, Airflow and the rest where marked)
 test: lint

@@ -298,6 +298,36 @@ def cmd_users_set_language(args) -> int:
     return 0
 
 
+def cmd_users_set_password(args) -> int:
+    import getpass
+
+    from risk import accounts
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"{args.user_id} 的新密码 / new password: ")
+        if getpass.getpass("再输入一次 / again: ") != password:
+            raise InputError("两次输入的密码不一致 / the two passwords differ")
+    with _warehouse(args) as conn:
+        accounts.set_password(conn, args.user_id, password)
+    _say(f"{args.user_id}: 密码已设置 / password set")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from risk.db.gateway import safe_url
+    from risk.web.app import create_app
+
+    settings = _settings(args)
+    _say(f"网页 / web app: http://{args.host}:{args.port}/  (仓库 warehouse: {safe_url(settings.database_url)})")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips)
+    return 0
+
+
 def cmd_privacy_scan(args) -> int:
     from risk import privacy
 
@@ -463,6 +493,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("language", choices=["zh", "en"])
     _db(p)
     p.set_defaults(func=cmd_users_set_language)
+
+    p = us.add_parser("set-password", help="设置网页登录密码 / set a user's web password (argon2)")
+    p.add_argument("user_id")
+    p.add_argument("--password-stdin", action="store_true", help="从标准输入读取 / read it from standard input")
+    _db(p)
+    p.set_defaults(func=cmd_users_set_password)
+
+    p = sub.add_parser("serve", help="启动网页 / serve the web app")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--forwarded-allow-ips", default="127.0.0.1",
+                   help="信任其转发头的反向代理 / reverse proxies whose X-Forwarded-* headers are trusted")
+    _db(p)
+    p.set_defaults(func=cmd_serve)
 
     pv = sub.add_parser("privacy", help="个人信息保护 / personal information").add_subparsers(dest="action",
                                                                                            required=True)

@@ -50,7 +50,41 @@ def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], No
         + (f"（例如 e.g. {digests[0].name}）" if digests else ""))
     say(f"   仓库 / warehouse: {settings.database_url}")
     say(f"   拒收明细 / rejected rows: .venv/bin/risk quality export --db {settings.database_url}")
+    accounts_file = demo_accounts(settings, out / "demo-accounts.txt")
+    say("⑥ 网页 / web app: make serve → http://127.0.0.1:8000/")
+    for line in accounts_file.read_text(encoding="utf-8").splitlines():
+        say(f"   {line}")
     return 0 if result.get("state") == "success" else 1
+
+
+def demo_accounts(settings: Settings, path: Path) -> Path:
+    """Passwords for a few demo users, so that the web app can be tried at once: the village supervisor
+    with most open alerts, their township and county, the city and the auditor. Random, written to `path`
+    (readable by us only); other users get one with `risk users set-password`."""
+    import os
+    import secrets
+
+    from sqlalchemy import func, select
+
+    from risk import accounts
+    from risk.db import gateway
+    from risk.db.tables import alert, supervisor
+
+    with gateway.transaction(settings.database_url) as conn:
+        village = conn.execute(select(alert.c.village_code).where(alert.c.status == "new")
+                               .group_by(alert.c.village_code)
+                               .order_by(func.count().desc(), alert.c.village_code)).scalar() or ""
+        staff = conn.execute(select(supervisor).order_by(supervisor.c.user_id)).all()
+        chosen = []
+        for role, n in (("village", 12), ("township", 9), ("county", 6), ("city", 4), ("auditor", 4)):
+            user = next((s for s in staff if s.role == role and s.region_code[:n] == village[:n]), None)
+            if user is not None:
+                password = secrets.token_urlsafe(9)
+                accounts.set_password(conn, user.user_id, password)
+                chosen.append(f"{role:<9} {user.user_id:<10} 密码 password: {password}")
+    path.write_text("演示账号 / demo accounts\n" + "\n".join(chosen) + "\n", encoding="utf-8")
+    os.chmod(path, 0o600)
+    return path
 
 
 def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:

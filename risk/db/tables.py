@@ -321,3 +321,13 @@ account = Table(
     Column("password_hash", Text),
     Column("updated_at", DateTime, nullable=False),
 )
+
+# Every login attempt (never the password): for rate limiting and for the auditors.
+login_attempt = Table(
+    "login_attempt", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", String, nullable=False, index=True),
+    Column("client", String(64), nullable=False),  # the client's address
+    Column("at", DateTime, nullable=False),
+    Column("ok", Boolean, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The web dashboard: pages and server-rendered charts for supervisors and auditors."""

@@ -1,0 +1,362 @@
+"""What the web pages show, read from the warehouse: the queue with its filters, one case, the data-quality
+rejects, the city-wide search and the audit log. Scope always comes from `workflow.scope` (or `visible`),
+filters only from checked values bound as parameters: a filter that is not a valid value is ignored and
+named, never pasted into SQL."""
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse as urllib_parse
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from risk import workflow
+from risk.alerts import yuan
+from risk.db.tables import alert, alert_event, quality_issue, recipient, recovery, region
+from risk.identity import mask_id, mask_name, try_normalise
+from risk.privacy import redact
+from risk.rules import BY_CODE
+from risk.workflow import User
+
+PAGE_SIZE = 25
+SEVERITIES = ("high", "medium", "low")
+STATUSES = ("new", "acknowledged", "investigating", "confirmed", "dismissed", "closed")
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_VILLAGE = re.compile(r"^\d{12}$")
+_COUNTY = re.compile(r"^\d{6}$")
+
+
+def rule_codes() -> list[str]:
+    return sorted(BY_CODE) + ["anomaly"]
+
+
+def rule_title(code: str, lang: str) -> str:
+    rule = BY_CODE.get(code)
+    if rule:
+        return rule.title_en if lang == "en" else rule.title_zh
+    return ("Unusual behaviour" if lang == "en" else "行为异常") if code == "anomaly" else code
+
+
+@dataclass
+class AlertFilter:
+    """The queue's and the search's filters, each checked against what it can be."""
+
+    rule: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    village: str | None = None
+    county: str | None = None
+    period_from: str | None = None  # YYYY-MM of first_seen
+    period_to: str | None = None
+    person_id: str | None = None  # whole ID number (search only)
+    min_amount_cents: int | None = None
+    sort: str = "amount"  # amount | age
+    page: int = 1
+    ignored: list[str] = field(default_factory=list)  # the parameters that were not valid values
+
+    @classmethod
+    def from_query(cls, params: Any) -> AlertFilter:
+        f = cls()
+
+        def take(name: str, ok) -> str | None:
+            value = (params.get(name) or "").strip()
+            if not value:
+                return None
+            if ok(value):
+                return value
+            f.ignored.append(name)
+            return None
+
+        f.rule = take("rule", lambda v: v in rule_codes())
+        f.severity = take("severity", lambda v: v in SEVERITIES)
+        f.status = take("status", lambda v: v in STATUSES)
+        f.village = take("village", _VILLAGE.match)
+        f.county = take("county", _COUNTY.match)
+        f.period_from = take("from", _MONTH.match)
+        f.period_to = take("to", _MONTH.match)
+        raw_id = take("person_id", lambda v: try_normalise(v)[0] is not None)
+        f.person_id = try_normalise(raw_id)[0] if raw_id else None
+        amount = take("min_amount", _is_amount)
+        f.min_amount_cents = int(Decimal(amount) * 100) if amount else None
+        f.sort = take("sort", lambda v: v in ("amount", "age")) or "amount"
+        page = take("page", lambda v: v.isdigit() and 0 < int(v) < 100000)
+        f.page = int(page) if page else 1
+        return f
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        c: list[ColumnElement[bool]] = []
+        if self.rule:
+            c.append(alert.c.rule == self.rule)
+        if self.severity:
+            c.append(alert.c.severity == self.severity)
+        if self.status:
+            c.append(alert.c.status == self.status)
+        if self.village:
+            c.append(alert.c.village_code == self.village)
+        if self.county:
+            c.append(func.substr(alert.c.village_code, 1, 6) == self.county)
+        if self.period_from:
+            c.append(alert.c.first_seen >= f"{self.period_from}-01")
+        if self.period_to:
+            c.append(alert.c.first_seen <= f"{self.period_to}-31")
+        if self.person_id:
+            c.append(alert.c.person_id == self.person_id)
+        if self.min_amount_cents is not None:
+            c.append(alert.c.amount_at_risk_cents >= self.min_amount_cents)
+        return c
+
+    def export_fields(self) -> dict[str, str]:
+        """The filters as form fields, the ID number included (exports are POSTed: no ID in a URL)."""
+        values = dict(urllib_parse.parse_qsl(self.query_string(page=None)))
+        if self.person_id:
+            values["person_id"] = self.person_id
+        return values
+
+    def query_string(self, **changes: Any) -> str:
+        """The filters as URL parameters (for paging and export links); the ID number is left out."""
+        values = {"rule": self.rule, "severity": self.severity, "status": self.status, "village": self.village,
+                  "county": self.county, "from": self.period_from, "to": self.period_to, "sort": self.sort,
+                  "min_amount": yuan(self.min_amount_cents) if self.min_amount_cents is not None else None,
+                  "page": self.page}
+        values.update(changes)
+        return urllib_parse.urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+
+def _is_amount(value: str) -> bool:
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        return False
+    return d >= 0 and d == d.quantize(Decimal("0.01")) and d < 10**12
+
+
+def _alerts_in(u: User, f: AlertFilter) -> Select:
+    village = region.alias("village")
+    return (select(alert, village.c.name.label("village_name"), recipient.c.name.label("person_name"))
+            .select_from(alert.outerjoin(village, village.c.code == alert.c.village_code)
+                         .outerjoin(recipient, recipient.c.person_id == alert.c.person_id))
+            .where(and_(workflow.scope(u), alert.c.status != "withdrawn", *f.conditions())))
+
+
+def _snooze_hidden(today: date) -> ColumnElement[bool]:
+    return or_(alert.c.snoozed_until.is_(None), alert.c.snoozed_until <= today)
+
+
+@dataclass
+class Page:
+    rows: list[dict]
+    total: int
+    page: int
+    pages: int
+
+
+def _page_of(conn: Connection, q: Select, wanted: int, size: int) -> tuple[int, int, int, Select]:
+    """(total, page, pages, the query limited to that page): a page past the end shows the last one."""
+    total = conn.execute(select(func.count()).select_from(q.order_by(None).subquery())).scalar() or 0
+    pages = max(1, -(-total // size))
+    page = min(max(wanted, 1), pages)
+    return total, page, pages, q.limit(size).offset((page - 1) * size)
+
+
+def _row(r, today: date, unmasked: bool = False) -> dict:
+    rule = BY_CODE.get(r.rule)
+    since = r.raised_at.date() if r.raised_at else date.fromisoformat(r.first_seen)
+    return {"alert_id": r.alert_id, "rule": r.rule,
+            "title_zh": rule.title_zh if rule else "行为异常", "title_en": rule.title_en if rule else "Unusual behaviour",
+            "person": r.person_id if unmasked else mask_id(r.person_id),
+            "name": (r.person_name or "") if unmasked else mask_name(r.person_name or ""),
+            "village_code": r.village_code or "", "village_name": r.village_name or "",
+            "severity": r.severity, "status": r.status, "amount": yuan(r.amount_at_risk_cents),
+            "amount_cents": r.amount_at_risk_cents, "first_seen": r.first_seen, "level": r.level,
+            "age_days": (today - since).days, "snoozed_until": r.snoozed_until}
+
+
+def queue(conn: Connection, u: User, f: AlertFilter, today: date | None = None, size: int = PAGE_SIZE,
+          include_snoozed: bool = False) -> Page:
+    today = today or date.today()
+    q = _alerts_in(u, f)
+    if not include_snoozed:
+        q = q.where(_snooze_hidden(today))
+    order = ([alert.c.raised_at.asc(), alert.c.first_seen.asc()] if f.sort == "age"
+             else [alert.c.amount_at_risk_cents.desc()])
+    total, page, pages, q = _page_of(conn, q.order_by(*order, alert.c.alert_id), f.page, size)
+    return Page([_row(r, today) for r in conn.execute(q)], total, page, pages)
+
+
+def villages(conn: Connection, u: User) -> list[tuple[str, str]]:
+    """The villages in the user's area (for the queue's village filter)."""
+    prefix = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}[u.role]
+    return [(c, n) for c, n in conn.execute(
+        select(region.c.code, region.c.name).where(and_(region.c.level == "village",
+                                                       func.substr(region.c.code, 1, prefix) == u.region_code[:prefix]))
+        .order_by(region.c.code))]
+
+
+def counties(conn: Connection) -> list[tuple[str, str]]:
+    return [(c[:6], n) for c, n in conn.execute(select(region.c.code, region.c.name)
+                                                 .where(region.c.level == "county").order_by(region.c.code))]
+
+
+def search_rows(conn: Connection, u: User, f: AlertFilter, limit: int | None = None) -> list[dict]:
+    """The city-wide search (auditors and city staff: their scope is the city), for the page and exports;
+    identity masked."""
+    today = date.today()
+    recovered = (select(recovery.c.alert_id, func.sum(recovery.c.amount_cents).label("recovered_cents"))
+                 .group_by(recovery.c.alert_id).subquery())
+    q = _alerts_in(u, f).add_columns(recovered.c.recovered_cents).outerjoin_from(
+        alert, recovered, recovered.c.alert_id == alert.c.alert_id)
+    q = q.order_by(alert.c.amount_at_risk_cents.desc(), alert.c.alert_id)
+    if limit:
+        q = q.limit(limit)
+    out = []
+    for r in conn.execute(q):
+        row = _row(r, today)
+        row["recovered"] = yuan(r.recovered_cents or 0)
+        out.append(row)
+    return out
+
+
+EXPORT_FIELDS = [("alert_id", "预警编号 alert_id"), ("rule", "规则 rule"), ("title_zh", "规则名称 rule title"),
+                 ("person", "身份证号（脱敏）person (masked)"), ("name", "姓名（脱敏）name (masked)"),
+                 ("village_code", "村代码 village_code"), ("village_name", "村 village"),
+                 ("severity", "严重程度 severity"), ("status", "状态 status"), ("level", "负责层级 level"),
+                 ("amount", "涉及金额 amount_at_risk"), ("recovered", "已追回 recovered"),
+                 ("first_seen", "首次发现 first_seen")]
+
+
+# -- one case --------------------------------------------------------------------------------------
+
+
+def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False) -> dict:
+    """Everything the case page shows; raises workflow.NotAllowed outside the user's area. An unmasked
+    view is logged in the audit log before anything is shown."""
+    a = workflow.visible(conn, u, alert_id)
+    if unmasked:
+        workflow.log_event(conn, a.alert_id, u.user_id, "view_unmasked", a.status, a.status)
+    village = region.alias("village")
+    r = conn.execute(_alerts_in(u, AlertFilter()).where(alert.c.alert_id == alert_id)).first()
+    if r is None:  # withdrawn: still the user's, shown from the alert row alone
+        r = conn.execute(select(alert, village.c.name.label("village_name"), recipient.c.name.label("person_name"))
+                         .select_from(alert.outerjoin(village, village.c.code == alert.c.village_code)
+                                      .outerjoin(recipient, recipient.c.person_id == alert.c.person_id))
+                         .where(alert.c.alert_id == alert_id)).first()
+    today = date.today()
+    row = _row(r, today, unmasked=unmasked)
+    rule = BY_CODE.get(a.rule)
+    evidence = json.loads(a.evidence or "[]")
+    for e in evidence:  # an evidence id may be an ID number (a death record's person): masked unless shown
+        e["id"] = str(e.get("id", "")) if unmasked else redact(str(e.get("id", "")))
+        e["detail"] = str(e.get("detail", "")) if unmasked else redact(str(e.get("detail", "")))
+    explanation = json.loads(a.explanation) if a.explanation else None
+    recoveries = [dict(x) for x in conn.execute(select(recovery).where(recovery.c.alert_id == alert_id)
+                                                 .order_by(recovery.c.id)).mappings()]
+    recovered = sum(x["amount_cents"] for x in recoveries)
+    return {**row, "explain_zh": rule.explain_zh if rule else "", "explain_en": rule.explain_en if rule else "",
+            "evidence": [e for e in evidence if e.get("fact") != "feature" or e.get("flagged")],
+            "explanation": explanation, "timeline": timeline(conn, alert_id), "recoveries": recoveries,
+            "recovered": yuan(recovered), "actions": allowed_actions(u, a.status), "unmasked": unmasked}
+
+
+def allowed_actions(u: User, status: str) -> list[str]:
+    """The forms the case page offers: what the lifecycle allows from this status, nothing to auditors."""
+    if u.read_only:
+        return []
+    acts = [name for name, (starts, _) in workflow.TRANSITIONS.items() if status in starts]
+    if status == "confirmed":
+        acts.insert(0, "recover")
+    if status in workflow.OPEN:
+        acts.append("snooze")
+    return acts
+
+
+def timeline(conn: Connection, alert_id: str) -> list[dict]:
+    events = workflow.history(conn, alert_id)
+    for e in events:
+        e["details"] = json.loads(e["details"]) if e.get("details") else {}
+    return events
+
+
+# -- data quality ----------------------------------------------------------------------------------
+
+
+def quality_summary(conn: Connection) -> list[dict]:
+    """Rejected rows per source and delivery day."""
+    return [dict(r) for r in conn.execute(
+        select(quality_issue.c.source, quality_issue.c.delivery_day, func.count().label("rows"))
+        .group_by(quality_issue.c.source, quality_issue.c.delivery_day)
+        .order_by(quality_issue.c.delivery_day.desc(), quality_issue.c.source)).mappings()]
+
+
+def quality_rows(conn: Connection, source: str | None, day: str | None, page: int,
+                 size: int = 50) -> Page:
+    """The rejected rows (file, line, masked key, field, reason), newest day first."""
+    c = []
+    if source:
+        c.append(quality_issue.c.source == source)
+    if day and _DAY.match(day):
+        c.append(quality_issue.c.delivery_day == day)
+    q = select(quality_issue.c.source, quality_issue.c.delivery_day, quality_issue.c.file_name,
+               quality_issue.c.line, quality_issue.c.record_key, quality_issue.c.field, quality_issue.c.reason
+               ).where(*c).order_by(quality_issue.c.delivery_day.desc(), quality_issue.c.source, quality_issue.c.line)
+    total, page, pages, q = _page_of(conn, q, page, size)
+    rows = conn.execute(q).mappings()
+    return Page([{**r, "record_key": redact(r["record_key"] or ""), "reason": redact(r["reason"])} for r in rows],
+                total, page, pages)
+
+
+# -- the audit log ---------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditFilter:
+    user_id: str | None = None
+    action: str | None = None
+    alert_id: str | None = None
+    day_from: str | None = None
+    day_to: str | None = None
+    page: int = 1
+
+    @classmethod
+    def from_query(cls, params: Any) -> AuditFilter:
+        def text(name: str, pattern: str) -> str | None:
+            value = (params.get(name) or "").strip()
+            return value if value and re.fullmatch(pattern, value) else None
+
+        page = text("page", r"\d{1,5}")
+        return cls(user_id=text("user", r"[\w.@-]{1,64}"), action=text("action", r"[a-z_]{1,20}"),
+                   alert_id=text("alert", r"[\w-]{1,40}"), day_from=text("from", r"\d{4}-\d{2}-\d{2}"),
+                   day_to=text("to", r"\d{4}-\d{2}-\d{2}"), page=int(page) if page and int(page) > 0 else 1)
+
+
+def audit_log(conn: Connection, u: User, f: AuditFilter, size: int = 50) -> Page:
+    """Every decision, recovery, snooze, escalation and unmasked view on the alerts in the user's area,
+    newest first."""
+    c: list[ColumnElement[bool]] = [workflow.scope(u)]
+    if f.user_id:
+        c.append(alert_event.c.user_id == f.user_id)
+    if f.action:
+        c.append(alert_event.c.action == f.action)
+    if f.alert_id:
+        c.append(alert_event.c.alert_id == f.alert_id)
+    if f.day_from:
+        c.append(alert_event.c.at >= datetime.fromisoformat(f.day_from))
+    if f.day_to:
+        c.append(alert_event.c.at < datetime.fromisoformat(f.day_to).replace(hour=23, minute=59, second=59))
+    q = (select(alert_event, alert.c.rule, alert.c.village_code)
+         .select_from(alert_event.join(alert, alert.c.alert_id == alert_event.c.alert_id)).where(*c)
+         .order_by(alert_event.c.id.desc()))
+    total, page, pages, q = _page_of(conn, q, f.page, size)
+    rows = conn.execute(q).mappings()
+    out = []
+    for r in rows:
+        item = dict(r)
+        item["details"] = json.loads(item["details"]) if item.get("details") else {}
+        item["comment"] = redact(item["comment"] or "")
+        out.append(item)
+    return Page(out, total, page, pages)
