@@ -34,7 +34,7 @@ from risk.orchestration import (
 
 pytestmark = pytest.mark.airflow
 
-SAMPLE_LANDING = Path("/work/shared/spec/sample/landing")
+SAMPLE_LANDING = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "sample" / "landing"
 FIRST_DAYS = ["2025-03-01", "2025-03-10", "2025-04-01", "2025-04-10", "2025-04-15"]
 UNTIL = "2025-04-10"  # the fifth day is delivered but must not be loaded
 
