@@ -113,19 +113,41 @@ def fund_risk_nightly():
         ]
 
     @task(trigger_rule="none_failed")  # also when no day was pending (load_day then is skipped)
-    def detect() -> dict:
+    def find_parts() -> list[str]:
+        """The counties (and the people who are not recipients): detection and scoring run one part per
+        mapped task, so that several workers share the night; the parts together equal one whole run."""
+        from risk import pipeline
+
+        return pipeline.detection_parts(_run().settings)
+
+    @task(map_index_template="{{ task.op_kwargs['county'] }}")
+    def detect(county: str) -> dict:
         from risk import pipeline
 
         run = _run()
-        return pipeline.detect(run.settings, as_of=run.until)
+        return pipeline.detect(run.settings, as_of=run.until, county=county)
 
     @task
-    def score() -> dict:
-        """Everyone's recent behaviour through the current model; anomaly alerts for the most unusual."""
+    def start_scoring() -> dict:
+        """The night's model (trained first if none is registered) and how many anomaly alerts to raise."""
         from risk import pipeline
 
         run = _run()
-        return pipeline.score(run.settings, as_of=run.until)
+        return pipeline.start_scoring(run.settings, as_of=run.until)
+
+    @task(map_index_template="{{ task.op_kwargs['county'] }}")
+    def score(plan: dict, county: str) -> int:
+        """Everyone's recent behaviour in one county through the night's model."""
+        from risk import pipeline
+
+        return pipeline.score_county(_run().settings, plan, county)
+
+    @task
+    def finish_scoring(plan: dict) -> dict:
+        """City-wide ranking, the night's score distribution and drift, anomaly alerts for the most unusual."""
+        from risk import pipeline
+
+        return pipeline.finish_scoring(_run().settings, plan)
 
     @task
     def quality_report() -> str:
@@ -143,7 +165,11 @@ def fund_risk_nightly():
 
     days = find_pending_days()
     migrate() >> days
-    load_day.expand(day=days) >> detect() >> score() >> [quality_report(), send_digests()]
+    parts = find_parts()
+    load_day.expand(day=days) >> parts
+    plan = start_scoring()
+    detect.expand(county=parts) >> plan
+    score.partial(plan=plan).expand(county=parts) >> finish_scoring(plan) >> [quality_report(), send_digests()]
 
 
 fund_risk_nightly()

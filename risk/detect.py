@@ -2,6 +2,11 @@
 
 A new alert is raised with `first_seen` = the newest delivery day loaded; new evidence extends the open
 alert (its facts and amount_at_risk) instead of opening another; a rerun on the same facts changes nothing.
+
+Detection can run in parts, one per county (so that several workers share one night): every person belongs
+to exactly one part, the county of their recipients row, or NO_COUNTY when they are not a recipient (a
+death record of someone who draws nothing); a part sees the facts and alerts of its people only, so the
+parts together do exactly what one run over the whole city does.
 """
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, bindparam, func, select, text, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from risk.db.tables import alert, recipient
 from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
 from risk.workflow import log_event
 
+NO_COUNTY = "-"  # the part of people who are not recipients
+COUNTY_DIGITS = 6
 WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
 REOPENED_BY_NEW_FACTS = ("dismissed", "closed")
 
@@ -45,8 +53,36 @@ class RuleOutcome:
     seconds: float = 0.0
 
 
-def evidence_of(rule: Rule, conn: Connection) -> pd.DataFrame:
-    rows = conn.execute(text(rule.sql(conn.dialect.name))).all()
+def parts(conn: Connection) -> list[str]:
+    """The counties of the recipients, and NO_COUNTY: the parts detection and scoring can be split into."""
+    counties = conn.execute(select(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS)).distinct()).scalars()
+    return sorted(c for c in counties if c) + [NO_COUNTY]
+
+
+def _people_of(county: str) -> ColumnElement[bool]:
+    """The condition 'person in this part', on the alert table's person_id."""
+    members = select(recipient.c.person_id)
+    if county == NO_COUNTY:
+        return alert.c.person_id.not_in(members)
+    return alert.c.person_id.in_(members.where(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county))
+
+
+def _rule_sql(rule: Rule, dialect: str, county: str | None) -> str:
+    sql = rule.sql(dialect).strip().rstrip(";")
+    if county is None:
+        return sql
+    members = "SELECT person_id FROM recipient"
+    if county == NO_COUNTY:
+        return f"SELECT e.* FROM ({sql}\n) e WHERE e.person_id NOT IN ({members})"
+    return (f"SELECT e.* FROM ({sql}\n) e WHERE e.person_id IN ({members} "
+            f"WHERE substr(village_code, 1, {COUNTY_DIGITS}) = :county)")
+
+
+def evidence_of(rule: Rule, conn: Connection, county: str | None = None) -> pd.DataFrame:
+    query = text(_rule_sql(rule, conn.dialect.name, county))
+    if county not in (None, NO_COUNTY):
+        query = query.bindparams(bindparam("county", county))
+    rows = conn.execute(query).all()
     frame = pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
     if frame.empty:
         return frame
@@ -77,13 +113,16 @@ def _withdraw(conn: Connection, rule: Rule, existing: dict, still_flagged: set, 
     return len(gone)
 
 
-def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
+def run_rule(conn: Connection, rule: Rule, as_of: str, county: str | None = None) -> RuleOutcome:
+    """Run one rule over the whole city, or over one part (`county`, see `parts`)."""
     started = time.monotonic()
     outcome = RuleOutcome(rule.code)
-    evidence = evidence_of(rule, conn)
+    evidence = evidence_of(rule, conn, county)
+    mine = alert.c.rule == rule.code
+    if county is not None:
+        mine = mine & _people_of(county)
     if evidence.empty:
-        current: dict = {r.person_id: r for r in conn.execute(
-            select(alert.c.person_id, alert.c.status).where(alert.c.rule == rule.code))}
+        current: dict = {r.person_id: r for r in conn.execute(select(alert.c.person_id, alert.c.status).where(mine))}
         outcome.withdrawn = _withdraw(conn, rule, current, set(), as_of)
         outcome.seconds = time.monotonic() - started
         return outcome
@@ -91,7 +130,7 @@ def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
     evidence = evidence[evidence["person_id"].isin(flagged_people)]
     existing = {r.person_id: r for r in conn.execute(
         select(alert.c.person_id, alert.c.evidence, alert.c.amount_at_risk_cents, alert.c.village_code,
-               alert.c.status).where(alert.c.rule == rule.code))}
+               alert.c.status).where(mine))}
     outcome.withdrawn = _withdraw(conn, rule, existing, set(flagged_people), as_of)
     villages = dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code).where(
         recipient.c.person_id.in_(list(flagged_people)))).all()) if len(flagged_people) < 30000 else \
@@ -131,5 +170,6 @@ def run_rule(conn: Connection, rule: Rule, as_of: str) -> RuleOutcome:
     return outcome
 
 
-def detect(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES) -> list[RuleOutcome]:
-    return [run_rule(conn, rule, as_of) for rule in rules]
+def detect(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES,
+           county: str | None = None) -> list[RuleOutcome]:
+    return [run_rule(conn, rule, as_of, county) for rule in rules]

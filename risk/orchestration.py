@@ -422,7 +422,7 @@ def _summarise(dag_run: Any, errors: dict[tuple[str, int], str]) -> dict[str, An
         "tasks": tasks,
         "pending_days": returned.get(("find_pending_days", -1)),
         "loaded": [summary for batch in loads for summary in batch],
-        "detect": returned.get(("detect", -1)),
+        "detect": [v for (task_id, _), v in sorted(returned.items()) if task_id == "detect"],
         "quality_report": returned.get(("quality_report", -1)),
         "returned": {task_id: v for (task_id, index), v in sorted(returned.items()) if index == -1},
     }

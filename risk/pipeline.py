@@ -224,8 +224,17 @@ def readmit(conn: Connection, day: str) -> int:
     return admitted
 
 
-def detect(settings: Settings, as_of: str | None = None) -> dict:
-    """Run the rules over the warehouse and upsert alerts; return counts per rule (JSON-able).
+def detection_parts(settings: Settings) -> list[str]:
+    """The parts (counties, and people who are not recipients) that detection and scoring can split into."""
+    from risk import detect as detection
+
+    with gateway.transaction(settings.database_url) as conn:
+        return detection.parts(conn)
+
+
+def detect(settings: Settings, as_of: str | None = None, county: str | None = None) -> dict:
+    """Run the rules over the warehouse (or over one part of it, `county`: see `detection_parts`) and
+    upsert alerts; return counts per rule (JSON-able).
 
     `as_of` bounds nothing in the facts (the warehouse holds what was loaded); it names the delivery day
     new alerts are first seen on: the newest loaded day up to `as_of`.
@@ -233,15 +242,13 @@ def detect(settings: Settings, as_of: str | None = None) -> dict:
     from risk import detect as detection
 
     with gateway.transaction(settings.database_url) as conn:
-        q = select(func.max(delivery.c.day))
-        if as_of:
-            q = q.where(delivery.c.day <= as_of)
-        day = conn.execute(q).scalar()
+        day = _newest_day(conn, as_of)
         if day is None:
-            return {"rules": {}, "alerts": 0, "raised": 0, "amount_at_risk": "0.00"}
-        outcomes = detection.detect(conn, day)
+            return {"rules": {}, "alerts": 0, "raised": 0, "amount_at_risk": "0.00", "county": county}
+        outcomes = detection.detect(conn, day, county=county)
     return {
         "as_of": day,
+        "county": county,
         "rules": {o.rule: {"alerts": o.alerts, "raised": o.raised, "extended": o.extended,
                            "amount_at_risk": f"{o.amount_cents / 100:.2f}", "seconds": round(o.seconds, 2)}
                   for o in outcomes},
@@ -271,9 +278,11 @@ def train_model(settings: Settings, as_of: str | None = None) -> dict:
             "features": r.features, "sha256": r.sha256}
 
 
-def score(settings: Settings, as_of: str | None = None) -> dict:
-    """Score everyone's recent behaviour with the current model (a first model is trained when none is
-    registered yet) and raise `anomaly` alerts for the most unusual people."""
+def start_scoring(settings: Settings, as_of: str | None = None) -> dict:
+    """Tonight's scoring plan: the current model (a first one is trained when none is registered), the day,
+    and K, the number of anomaly alerts (the top share of the city's recipients). Clears what an earlier,
+    unfinished night left in `score_part`. {"scored": 0, ...} when there is nothing to score."""
+    from risk.db.tables import recipient, score_part
     from risk.scoring import nightly, registry
 
     with gateway.transaction(settings.database_url) as conn:
@@ -289,9 +298,51 @@ def score(settings: Settings, as_of: str | None = None) -> dict:
             except registry.TooFewPeople as e:
                 log.warning("behaviour scoring skipped: %s", e)
                 return {"scored": 0, "skipped": str(e)}
-        result = nightly.score_people(conn, settings, registered, date.fromisoformat(day),
-                                      window_days=settings.window_days, budget=settings.anomaly_budget)
-    return {**result, "trained_first_model": trained}
+        conn.execute(delete(score_part))
+        people = conn.execute(select(func.count()).select_from(recipient)).scalar() or 0
+    return {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
+            "k": nightly.candidates_per_part(people, settings.anomaly_budget)}
+
+
+def _registered(conn: Connection, plan: dict):
+    from risk.scoring import registry
+
+    registered = registry.current(conn)
+    if registered is None or registered.version != plan["model_version"]:
+        raise InputError(f"模型已更换 / the current model is no longer {plan['model_version']}: score again")
+    return registered
+
+
+def score_county(settings: Settings, plan: dict, county: str | None = None) -> int:
+    """Score one county's recipients (None: everyone) with the plan's model; returns how many."""
+    from risk.scoring import nightly
+
+    if not plan.get("model_version") or county == "-":  # "-": people who are not recipients are not scored
+        return 0
+    with gateway.transaction(settings.database_url) as conn:
+        return nightly.score_county(conn, settings, _registered(conn, plan), date.fromisoformat(plan["as_of"]),
+                                    county, plan["k"], settings.window_days)
+
+
+def finish_scoring(settings: Settings, plan: dict) -> dict:
+    """Rank the night's scores city-wide, record their distribution and drift, raise the anomaly alerts."""
+    from risk.scoring import nightly
+
+    if not plan.get("model_version"):
+        return plan
+    with gateway.transaction(settings.database_url) as conn:
+        result = nightly.finish(conn, _registered(conn, plan), date.fromisoformat(plan["as_of"]),
+                                settings.anomaly_budget)
+    return {**result, "trained_first_model": plan["trained_first_model"]}
+
+
+def score(settings: Settings, as_of: str | None = None) -> dict:
+    """Score everyone's recent behaviour with the current model (a first model is trained when none is
+    registered yet) and raise `anomaly` alerts for the most unusual people: the split night's three steps
+    with the whole city as one part."""
+    plan = start_scoring(settings, as_of)
+    score_county(settings, plan, None)
+    return finish_scoring(settings, plan)
 
 
 def model_report(settings: Settings) -> dict:

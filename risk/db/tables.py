@@ -331,3 +331,17 @@ login_attempt = Table(
     Column("at", DateTime, nullable=False),
     Column("ok", Boolean, nullable=False),
 )
+
+# Tonight's scores while they are being computed, one part (county) at a time; the last step ranks them
+# city-wide into `score`. The part's most unusual people also keep what an anomaly alert needs (reasons,
+# every feature's value), since any of the city's top K is among its own county's top K.
+score_part = Table(
+    "score_part", metadata,
+    Column("person_id", String(18), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("model_version", String(40), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("top_features", Text, nullable=False),  # JSON, as in `score`
+    Column("reasons", Text),  # JSON: candidates for an anomaly alert only
+    Column("features", Text),  # JSON {feature: value}: candidates only
+)

@@ -29,7 +29,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, String, and_, case, func, literal_column, select, type_coerce
+from sqlalchemy import Connection, String, and_, case, func, literal_column, select, true, type_coerce
 
 from risk.contract import RECURRING
 from risk.db.tables import card_event, certification, payment, recipient
@@ -41,17 +41,24 @@ COUNTY_DIGITS = 6  # a 12-digit region code starts with its 6-digit county
 ID_LENGTH = 18
 
 
-def compute_features(conn: Connection, as_of: date, window_days: int = 90) -> pd.DataFrame:
-    """One row per recipient (index person_id, sorted), the catalogue's features as float columns."""
+def compute_features(conn: Connection, as_of: date, window_days: int = 90,
+                     county: str | None = None) -> pd.DataFrame:
+    """One row per recipient (index person_id, sorted), the catalogue's features as float columns.
+
+    With `county`, only the recipients whose village is in that county, and each query reads only their
+    facts; the result equals those rows of the whole city's: the features that compare a person with
+    others compare with peers of the same county (all in the part) or with the people paid into the same
+    accounts (read whichever county they live in)."""
     if window_days <= 0:
         raise ValueError("window_days must be positive")
     start = as_of - timedelta(days=window_days)  # excluded: the window is (start, as_of]
-    people = _recipients(conn)
+    mine = _part(county)
+    people = _recipients(conn, county)
     index = people.index
     out = pd.DataFrame(index=index)
     per_30 = 30.0 / window_days
 
-    by_county = _card_by_county(conn, start, as_of)
+    by_county = _card_by_county(conn, start, as_of, mine)
     card = _card_per_person(by_county, people).reindex(index)
     events = card["events"]
     for t in CARD_TYPES:
@@ -59,18 +66,19 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90) -> pd
     out["night_share"] = _share(card["n_night"], events)
     out["away_share"] = _share(card["n_away"], events)
     out["distinct_counties"] = card["counties"]
-    busiest = _pharmacy_busiest(conn, start, as_of).reindex(index)
+    busiest = _pharmacy_busiest(conn, start, as_of, mine).reindex(index)
     out["pharmacy_busiest_day"] = busiest["day"]
     out["pharmacy_busiest_month"] = busiest["month"]
     out["card_amount_per_30d"] = card["cents"] / 100 * per_30
     out["card_max_amount"] = card["max_cents"] / 100
     out["withdrawal_amount_share"] = _share(card["withdrawal_cents"], card["cents"])
 
-    paid = _payments_in_window(conn, start, as_of)
+    paid = _payments_in_window(conn, start, as_of, mine)
     out["payment_peer_ratio"] = _peer_ratio(paid, people)
-    out["days_since_certification"] = _days_since_certification(conn, people, as_of)
+    out["days_since_certification"] = _days_since_certification(conn, people, as_of, mine)
     out["age"] = _age(people["birth_date"], as_of)
-    out["account_people"] = _account_people(paid)
+    pairs = paid[["person_id", "bank_account"]] if county is None else _account_pairs(conn, start, as_of, mine)
+    out["account_people"] = _account_people(pairs)
     out["other_account_share"] = _other_account_share(paid, people)
     silent = index[card["last_use"].isna()]
     last_use = card["last_use"].fillna(_last_use_before_window(conn, silent, as_of).reindex(index))
@@ -84,10 +92,22 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90) -> pd
 # ---------------------------------------------------------------- people
 
 
-def _recipients(conn: Connection) -> pd.DataFrame:
+def _part(county: str | None):
+    """A function giving the condition 'this person_id column is one of the county's recipients' (always
+    true without a county)."""
+    if county is None:
+        return lambda _column: true()
+    members = select(recipient.c.person_id).where(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county)
+    return lambda column: column.in_(members)
+
+
+def _recipients(conn: Connection, county: str | None = None) -> pd.DataFrame:
     r = recipient.c
-    people = _frame(conn, select(r.person_id, r.village_code, _text(r.birth_date).label("birth_date"),
-                                 _text(r.last_certified_on).label("last_certified_on"), r.bank_account),
+    q = select(r.person_id, r.village_code, _text(r.birth_date).label("birth_date"),
+               _text(r.last_certified_on).label("last_certified_on"), r.bank_account)
+    if county is not None:
+        q = q.where(func.substr(r.village_code, 1, COUNTY_DIGITS) == county)
+    people = _frame(conn, q,
                     index=None)
     people["county"] = people["village_code"].astype(str).str.slice(0, COUNTY_DIGITS)
     people["birth_date"] = _dates(people["birth_date"])
@@ -104,7 +124,7 @@ def _age(birth: pd.Series, as_of: date) -> pd.Series:
 # ---------------------------------------------------------------- card events
 
 
-def _card_by_county(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
+def _card_by_county(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     """The window's card events per (person, county): counts per type and at night, amounts, last day."""
     e = card_event.c
     pid = _pid(e.person_id)
@@ -124,7 +144,7 @@ def _card_by_county(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
             func.sum(case((e.event_type == "withdrawal", e.amount_cents), else_=0)).label("withdrawal_cents"),
             func.max(_text(e.occurred_on)).label("last_use"),
         )
-        .where(_in_window(e.occurred_on, start, as_of))
+        .where(_in_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.county_code)
     )
     return _frame(conn, q, index=None)
@@ -145,7 +165,7 @@ def _card_per_person(by_county: pd.DataFrame, people: pd.DataFrame) -> pd.DataFr
     return card
 
 
-def _pharmacy_busiest(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
+def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     """Per person: the most pharmacy events at one institution on one day, and in one calendar month.
 
     SQL counts per (person, pharmacy, day); months are taken in pandas (SQL has no portable month
@@ -154,7 +174,7 @@ def _pharmacy_busiest(conn: Connection, start: date, as_of: date) -> pd.DataFram
     pid = _pid(e.person_id)
     q = (
         select(pid.label("pid"), e.institution_id, _text(e.occurred_on).label("day"), func.count().label("n"))
-        .where(e.event_type == "pharmacy", _in_window(e.occurred_on, start, as_of))
+        .where(e.event_type == "pharmacy", _in_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.institution_id, e.occurred_on)
     )
     days = _frame(conn, q, index=None)
@@ -166,13 +186,13 @@ def _pharmacy_busiest(conn: Connection, start: date, as_of: date) -> pd.DataFram
     return pd.DataFrame({"day": by_day, "month": by_month}).astype(float)
 
 
-def _certification_events(conn: Connection, as_of: date) -> pd.Series:
+def _certification_events(conn: Connection, as_of: date, mine) -> pd.Series:
     """Per person: the day of the latest certification card event on or before as_of."""
     e = card_event.c
     pid = _pid(e.person_id)
     q = (
         select(pid.label("pid"), func.max(_text(e.occurred_on)).label("day"))
-        .where(e.event_type == "certification", e.occurred_on <= as_of)
+        .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id))
         .group_by(pid)
     )
     return _dates(_frame(conn, q)["day"])
@@ -205,7 +225,7 @@ def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> 
 # ---------------------------------------------------------------- payments
 
 
-def _payments_in_window(conn: Connection, start: date, as_of: date) -> pd.DataFrame:
+def _payments_in_window(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     """Per (person, benefit type, bank account, period): the amount paid in the window (by paid_on).
     About one row per payment of the window: compact enough to finish in pandas."""
     p = payment.c
@@ -213,7 +233,7 @@ def _payments_in_window(conn: Connection, start: date, as_of: date) -> pd.DataFr
     q = (
         select(pid.label("pid"), p.benefit_type, p.bank_account, _text(p.period).label("period"),
                func.sum(p.amount_cents).label("cents"))
-        .where(_in_window(p.paid_on, start, as_of))
+        .where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
         .group_by(pid, p.benefit_type, p.bank_account, p.period)
     )
     paid = _frame(conn, q, index=None)
@@ -236,9 +256,20 @@ def _peer_ratio(paid: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
     return per_type.groupby("person_id")["ratio"].max()
 
 
-def _account_people(paid: pd.DataFrame) -> pd.Series:
+def _account_pairs(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
+    """(person, account) paid in the window, for every account one of the part's people was paid into:
+    the people sharing an account may live in another county."""
+    p = payment.c
+    theirs = select(p.bank_account).where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
+    q = (select(_pid(p.person_id).label("pid"), p.bank_account)
+         .where(_in_window(p.paid_on, start, as_of), p.bank_account.in_(theirs))
+         .group_by(_pid(p.person_id), p.bank_account))
+    return _frame(conn, q, index=None)
+
+
+def _account_people(pairs: pd.DataFrame) -> pd.Series:
     """Distinct people paid in the window into any of the accounts the person was paid into."""
-    pairs = paid[["person_id", "bank_account"]].drop_duplicates()
+    pairs = pairs[["person_id", "bank_account"]].drop_duplicates()
     shared = pairs.merge(pairs.rename(columns={"person_id": "other"}), on="bank_account")
     return shared[["person_id", "other"]].drop_duplicates().groupby("person_id").size().astype(float)
 
@@ -254,16 +285,16 @@ def _other_account_share(paid: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
 # ---------------------------------------------------------------- certification
 
 
-def _days_since_certification(conn: Connection, people: pd.DataFrame, as_of: date) -> pd.Series:
+def _days_since_certification(conn: Connection, people: pd.DataFrame, as_of: date, mine) -> pd.Series:
     """Days from the latest certification on or before as_of (the recipients row, any delivered
     last_certified_on, a certification card event); with none on record, from the first day of the
     first paid recurring period (as contract §4 counts); NaN (neutral later) with neither."""
     c = certification.c
     delivered = _frame(conn, select(_pid(c.person_id).label("pid"), func.max(_text(c.certified_on)).label("d"))
-                       .where(c.certified_on <= as_of).group_by(_pid(c.person_id)))["d"]
+                       .where(c.certified_on <= as_of, mine(c.person_id)).group_by(_pid(c.person_id)))["d"]
     current = people["last_certified_on"].where(people["last_certified_on"] <= pd.Timestamp(as_of))
     latest = pd.concat([current, _dates(delivered).reindex(people.index),
-                        _certification_events(conn, as_of).reindex(people.index)], axis=1).max(axis=1)
+                        _certification_events(conn, as_of, mine).reindex(people.index)], axis=1).max(axis=1)
     never = latest.index[latest.isna()]
     if len(never):
         p = payment.c

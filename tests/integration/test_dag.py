@@ -66,8 +66,8 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert nightly["max_active_runs"] == 1
     assert {"landing", "db", "until"} <= set(nightly["params"])
     tasks = nightly["tasks"]
-    assert set(tasks) == {"migrate", "find_pending_days", "load_day", "detect", "score", "quality_report",
-                          "send_digests"}
+    assert set(tasks) == {"migrate", "find_pending_days", "load_day", "find_parts", "detect", "start_scoring",
+                          "score", "finish_scoring", "quality_report", "send_digests"}
     for task in tasks.values():
         assert task["retries"] == 2
         assert task["retry_delay_seconds"] > 0
@@ -75,10 +75,14 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert tasks["load_day"]["mapped"] and tasks["load_day"]["max_active_tis_per_dagrun"] == 1
     assert tasks["find_pending_days"]["upstream"] == ["migrate"]
     assert tasks["load_day"]["upstream"] == ["find_pending_days"]
-    assert tasks["detect"]["upstream"] == ["load_day"]
-    assert tasks["score"]["upstream"] == ["detect"]
-    assert tasks["quality_report"]["upstream"] == ["score"]
-    assert tasks["send_digests"]["upstream"] == ["score"]
+    # detection and scoring run one county per mapped task (scale-out), then the city-wide step
+    assert tasks["find_parts"]["upstream"] == ["load_day"]
+    assert tasks["detect"]["mapped"] and tasks["detect"]["upstream"] == ["find_parts"]
+    assert tasks["start_scoring"]["upstream"] == ["detect"]
+    assert tasks["score"]["mapped"] and sorted(tasks["score"]["upstream"]) == ["find_parts", "start_scoring"]
+    assert sorted(tasks["finish_scoring"]["upstream"]) == ["score", "start_scoring"]
+    assert tasks["quality_report"]["upstream"] == ["finish_scoring"]
+    assert tasks["send_digests"]["upstream"] == ["finish_scoring"]
 
 
 # -- (b) parsing touches no database ----------------------------------------------------------------
@@ -211,8 +215,11 @@ def test_dag_run_loads_what_risk_run_loads(airflow_home: Path, small_landing: Pa
         "migrate": "success",
         "find_pending_days": "success",
         "load_day": "skipped",
+        "find_parts": "success",
         "detect": "success",
+        "start_scoring": "success",
         "score": "success",
+        "finish_scoring": "success",
         "quality_report": "success",
         "send_digests": "success",
     }
