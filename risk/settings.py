@@ -12,7 +12,9 @@ from pathlib import Path
 
 from risk.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]  # the project folder: checks/, sql/, dags/ live here
+# The project folder, where checks/, sql/ and dags/ live: the checkout, or RISK_HOME where an installed
+# package (the Docker image) keeps them.
+ROOT = Path(os.environ.get("RISK_HOME") or Path(__file__).resolve().parents[1])
 
 DEFAULT_SLA_DAYS = {"high": 3, "medium": 7, "low": 14}
 

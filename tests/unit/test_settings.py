@@ -31,3 +31,23 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert s.sla_days["medium"] == 5 and s.outbox == tmp_path / "box"
     assert s.base_url == "https://risk.example.gov.cn"
     assert Settings.load(db="sqlite://", var_dir=tmp_path, outbox=tmp_path / "x").outbox == tmp_path / "x"
+
+
+def test_risk_home_points_an_installed_package_at_its_rules_and_suites(tmp_path) -> None:
+    """The Docker image installs the package into site-packages and keeps sql/, checks/ and dags/ in
+    RISK_HOME."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from risk.settings import ROOT
+
+    home = tmp_path / "home"
+    for folder in ("sql", "checks"):
+        shutil.copytree(ROOT / folder, home / folder)
+    code = ("from risk.rules import RULES_DIR; from risk.checks import CHECKS_DIR; "
+            "print(RULES_DIR); print(CHECKS_DIR)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RISK_HOME": str(home)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(home / "sql" / "rules"), str(home / "checks")]
