@@ -328,6 +328,77 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_sql_install(args) -> int:
+    from risk import sql_access
+
+    with _warehouse(args) as conn:
+        sql_access.install_views(conn)
+        if conn.dialect.name == "postgresql":
+            sql_access.grant_auditor(conn)
+            sql_access.grant_supervisor(conn)
+    _say(f"视图已建立 / views installed: {', '.join(sql_access.VIEWS)}"
+         + ("" if _settings(args).database_url.startswith("sqlite") else
+            f"; 角色 roles {sql_access.AUDITOR_ROLE}, {sql_access.SUPERVISOR_ROLE}"))
+    return 0
+
+
+def cmd_sql_add_user(args) -> int:
+    import getpass
+
+    from risk import sql_access, workflow
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif args.password:
+        password = getpass.getpass(f"{args.login} 的数据库密码 / database password: ")
+    with _warehouse(args) as conn:
+        u = workflow.user(conn, args.as_user)
+        sql_access.add_sql_user(conn, args.login, u.role, u.region_code, password)
+    _say(f"{args.login}: {u.role} {u.region_code}（{'只读全市' if u.role == 'auditor' else '只读本区域'} / read-only, "
+         f"{'the whole city' if u.role == 'auditor' else 'their area'}）")
+    return 0
+
+
+def cmd_sql_drop_user(args) -> int:
+    from risk import sql_access
+
+    with _warehouse(args) as conn:
+        sql_access.drop_sql_user(conn, args.login)
+    _say(f"{args.login}: 已删除 / dropped")
+    return 0
+
+
+def cmd_sql_queries(args) -> int:
+    from risk import sql_access
+
+    for name, (description, _) in sql_access.saved_queries().items():
+        print(f"{name}\n    " + "\n    ".join(description.splitlines()))
+    return 0
+
+
+def cmd_sql_run(args) -> int:
+    from risk import sql_access
+
+    params: dict[str, object] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"参数须为 名称=值 / a parameter is name=value, got {item!r}")
+        params[key] = int(value) if value.isdigit() and key in ("top", "year", "limit") else value
+    with _warehouse(args) as conn:
+        rows = sql_access.run_saved(conn, args.name, params)
+    if args.format == "json":
+        _write(json.dumps(rows, ensure_ascii=False, default=str, indent=1) + "\n", args.out)
+    else:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        _write(buf.getvalue(), args.out)
+    return 0
+
+
 def cmd_privacy_scan(args) -> int:
     from risk import privacy
 
@@ -507,6 +578,33 @@ def parser() -> argparse.ArgumentParser:
                    help="信任其转发头的反向代理 / reverse proxies whose X-Forwarded-* headers are trusted")
     _db(p)
     p.set_defaults(func=cmd_serve)
+
+    sq = sub.add_parser("sql", help="审计人员的 SQL 视图与查询 / auditors' SQL views and queries").add_subparsers(
+        dest="action", required=True)
+    p = sq.add_parser("install", help="建立视图（PostgreSQL 上还有只读角色）/ install the views (and, on PostgreSQL, "
+                                      "the read-only roles)")
+    _db(p)
+    p.set_defaults(func=cmd_sql_install)
+    p = sq.add_parser("add-user", help="为某用户建立只读数据库账号 / a read-only database login for a user (PostgreSQL)")
+    p.add_argument("login")
+    p.add_argument("--as", dest="as_user", required=True, help="supervisors.csv 中的登录名 / their user_id")
+    p.add_argument("--password", action="store_true", help="询问密码 / ask for a password")
+    p.add_argument("--password-stdin", action="store_true")
+    _db(p)
+    p.set_defaults(func=cmd_sql_add_user)
+    p = sq.add_parser("drop-user", help="删除数据库账号 / drop a database login")
+    p.add_argument("login")
+    _db(p)
+    p.set_defaults(func=cmd_sql_drop_user)
+    p = sq.add_parser("queries", help="列出保存的查询 / the saved queries and their parameters")
+    p.set_defaults(func=cmd_sql_queries)
+    p = sq.add_parser("run", help="运行保存的查询 / run a saved query")
+    p.add_argument("name")
+    p.add_argument("--param", action="append", default=[], help="名称=值 / name=value (repeat)")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_sql_run)
 
     pv = sub.add_parser("privacy", help="个人信息保护 / personal information").add_subparsers(dest="action",
                                                                                            required=True)

@@ -35,7 +35,7 @@ def engine_for(url: str) -> Engine:
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60}, hide_parameters=True)
+        engine = create_engine(url, connect_args={"timeout": 600}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -70,14 +70,28 @@ def alembic_config(url: str):
 
 
 def migrate(url: str) -> None:
-    """Bring the warehouse to the newest schema (creates it on first use)."""
+    """Bring the warehouse to the newest schema (creates it on first use). The auditors' views read the
+    tables a migration may change: when there is something to upgrade, installed views are dropped first
+    and installed again afterwards, in the same transaction."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     engine = engine_for(url)
     cfg = alembic_config(url)
     with engine.begin() as conn:
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+        from risk import sql_access
+
+        had_views = sql_access.views_installed(conn)
+        if had_views:
+            sql_access.drop_views(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        if had_views:
+            sql_access.install_views(conn)
 
 
 @contextmanager
