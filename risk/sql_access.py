@@ -16,6 +16,7 @@ Everything here is idempotent: running it again leaves the same roles, grants, p
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -25,6 +26,8 @@ from sqlalchemy import Connection, text
 
 from risk.errors import ConfigError, InputError
 from risk.settings import ROOT
+
+log = logging.getLogger(__name__)
 
 VIEWS_DIR = ROOT / "sql" / "views"
 QUERIES_DIR = ROOT / "sql" / "queries"
@@ -177,6 +180,7 @@ def add_sql_user(conn: Connection, login: str, role: str, region_code: str, pass
         conn.exec_driver_sql(f"CREATE ROLE {name} LOGIN INHERIT")
     if password is not None:
         conn.exec_driver_sql(f"ALTER ROLE {name} PASSWORD '{_scram(conn, login, password)}'")
+    _log_statements(conn, login)
     if _member(conn, login, other):
         conn.exec_driver_sql(f"REVOKE {_ident(other)} FROM {name}")
     if not _member(conn, login, group):
@@ -244,6 +248,26 @@ def _region_table(conn: Connection) -> None:
         f"CREATE TABLE IF NOT EXISTS {REGION_TABLE} (login VARCHAR(63) PRIMARY KEY, level VARCHAR(10) NOT NULL, "
         "region_code VARCHAR(12) NOT NULL, region_prefix VARCHAR(12) NOT NULL)")
     conn.exec_driver_sql(f"ALTER TABLE {REGION_TABLE} ENABLE ROW LEVEL SECURITY")
+
+
+def logs_statements(conn: Connection, login: str) -> bool:
+    """Whether every statement of this login goes to the server's log."""
+    return conn.execute(text("SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                             "WHERE r.rolname = :r AND 'log_statement=all' = ANY(s.setconfig)"),
+                        {"r": login}).first() is not None
+
+
+def _log_statements(conn: Connection, login: str) -> None:
+    """The views show whole ID numbers: every statement a database login runs goes to PostgreSQL's log, the
+    SQL counterpart of the web app's logged 'show'. Setting it needs a superuser (or GRANT SET ON PARAMETER
+    log_statement); without that right the login is still made, and the log says what the DBA must run."""
+    statement = f"ALTER ROLE {_ident(login)} SET log_statement = 'all'"
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(statement)
+    except Exception:  # insufficient privilege: the rest of the grant stands
+        log.warning("could not make the server log %s's statements; a database superuser must run: %s",
+                    login, statement)
 
 
 def _member(conn: Connection, login: str, group: str) -> bool:

@@ -246,6 +246,8 @@ def test_the_auditor_sees_every_row_and_changes_nothing(pg_city):
     login, _ = pg_city.logins["auditor"]
     with gateway.transaction(pg_city.url) as owner:
         everything = {v: view_rows(owner, v) for v in sql_access.VIEWS}
+        # the views show whole ID numbers: every statement of a database login goes to the server's log
+        assert all(sql_access.logs_statements(owner, name) for name, _ in pg_city.logins.values())
     with connected_as(pg_city.url, login) as engine:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT current_user")).scalar() == login

@@ -18,7 +18,7 @@ NIGHTS = ("2025-02-20", "2025-04-15")  # two nights: the second adds months, new
 @pytest.fixture(scope="module")
 def city(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("scale-out-city")
-    generate(out, people=400, months=4, seed=21)
+    generate(out, people=500, months=4, seed=21)
     return out / "landing"
 
 
