@@ -205,3 +205,22 @@ def test_the_server_s_log_holds_no_id_number_or_name(city, tmp_path: Path):
         ids, names = privacy.residents(conn)
     leaks = privacy.scan([log_path], ids, names)
     assert not leaks, "\n".join(map(str, leaks[:5]))
+
+
+def test_an_unexpected_error_shows_a_plain_page_not_a_stack_trace(city, caplog):
+    from fastapi.testclient import TestClient
+
+    from risk.web.app import create_app
+
+    app = create_app(city.settings)
+
+    def broken() -> None:
+        raise RuntimeError("database exploded for 11010519491231002X")
+
+    app.add_api_route("/broken", broken)
+    c = TestClient(app, raise_server_exceptions=False)
+    r = c.get("/broken")
+    assert r.status_code == 500 and "出错了" in r.text
+    assert "Traceback" not in r.text and "RuntimeError" not in r.text and "11010519491231002X" not in r.text
+    logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
+    assert "unexpected error on GET /broken" in logged and "11010519491231002X" not in logged
