@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,11 +79,41 @@ def _rule_sql(rule: Rule, dialect: str, county: str | None) -> str:
             f"WHERE substr(village_code, 1, {COUNTY_DIGITS}) = :county)")
 
 
+PERSON_FACTS = ("payment", "card_event", "death", "incarceration", "certification")  # tables keyed by person
+
+
+@contextmanager
+def _only_the_part(conn: Connection, county: str):
+    """For the statements run inside: each table of a person's facts shows the part's people only.
+    Temporary views of the same names shadow the tables (SQLite and PostgreSQL both look in the session's
+    temporary schema first), so a per-person rule's SQL, unchanged, reads a county's facts instead of the
+    city's; they are dropped afterwards, also on error."""
+    if not (county == NO_COUNTY or (county.isdigit() and len(county) == COUNTY_DIGITS)):
+        raise ValueError(f"not a county part: {county!r}")
+    postgres = conn.dialect.name == "postgresql"
+    schema = conn.execute(text("SELECT current_schema()")).scalar() if postgres else "main"
+    temp = "pg_temp" if postgres else "temp"
+    members = f"SELECT person_id FROM {schema}.recipient"
+    part = (f"person_id NOT IN ({members})" if county == NO_COUNTY else
+            f"person_id IN ({members} WHERE substr(village_code, 1, {COUNTY_DIGITS}) = '{county}')")
+    try:
+        for table in PERSON_FACTS:
+            conn.exec_driver_sql(f"CREATE TEMP VIEW {table} AS SELECT * FROM {schema}.{table} WHERE {part}")
+        yield
+    finally:
+        for table in PERSON_FACTS:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {temp}.{table}")
+
+
 def evidence_of(rule: Rule, conn: Connection, county: str | None = None) -> pd.DataFrame:
     query = text(_rule_sql(rule, conn.dialect.name, county))
     if county not in (None, NO_COUNTY):
         query = query.bindparams(bindparam("county", county))
-    rows = conn.execute(query).all()
+    if county is not None and rule.per_person:
+        with _only_the_part(conn, county):
+            rows = conn.execute(query).all()
+    else:
+        rows = conn.execute(query).all()
     frame = pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
     if frame.empty:
         return frame

@@ -30,6 +30,9 @@ class Rule:
     title_en: str
     explain_zh: str
     explain_en: str
+    # whether a person's alert depends on that person's facts only (detection split by county then reads
+    # only the county's facts); shared_account compares people with each other
+    per_person: bool = True
 
     @property
     def path(self):
@@ -63,7 +66,8 @@ RULES: tuple[Rule, ...] = (
     Rule("shared_account", 1, "medium", 0.7, "多人共用一个账户", "One account, many people",
          "同一月份有三人或以上的待遇打入同一个银行账户（夫妻两人共用不算）。请核实账户户主及各人是否本人领取。",
          "In one month the benefits of three or more people went into the same bank account (a couple sharing "
-         "one is fine). Check who owns the account and whether each person receives their own money."),
+         "one is fine). Check who owns the account and whether each person receives their own money.",
+         per_person=False),
     Rule("underage_pension", 1, "high", 1.0, "未到年龄领取养老金", "Pension before pension age",
          "按身份证出生日期，此人领取养老金的月份早于法定最低年龄（城乡居民60岁；职工女45岁、男50岁）。请核实身份与资格。",
          "By the birth date in the ID number the pension was paid for months before the lowest legal age "
