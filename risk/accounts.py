@@ -33,9 +33,12 @@ def language_of(conn: Connection, user_id: str) -> str:
     return languages_of(conn, [user_id]).get(user_id, DEFAULT_LANGUAGE)
 
 
-def languages_of(conn: Connection, user_ids: list[str]) -> dict[str, str]:
-    return dict(conn.execute(select(account.c.user_id, account.c.language)
-                             .where(account.c.user_id.in_(user_ids))).all())
+def languages_of(conn: Connection, user_ids: list[str] | None = None) -> dict[str, str]:
+    """user_id → chosen language, for these users (None: everyone who chose one)."""
+    q = select(account.c.user_id, account.c.language)
+    if user_ids is not None:
+        q = q.where(account.c.user_id.in_(user_ids))
+    return dict(conn.execute(q).all())
 
 
 def _save(conn: Connection, user_id: str, **values) -> None:

@@ -77,7 +77,7 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
     level since their last delivered digest, in the language they chose (Chinese unless English); nobody
     with nothing new gets a message. ID numbers and names of the people concerned are masked."""
     base = base_url.rstrip("/")
-    chosen = languages_of(conn, list(conn.execute(select(supervisor.c.user_id)).scalars()))
+    chosen = languages_of(conn)
     digests = []
     for s in conn.execute(select(supervisor).where(supervisor.c.role != "auditor").order_by(supervisor.c.user_id)):
         u = User(s.user_id, s.name, s.role, s.region_code)

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, text
 
 from risk.errors import ConfigError, InputError
 from risk.settings import ROOT
+from risk.workflow import SCOPE_DIGITS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ SUPERVISOR_POLICY = "risk_supervisor_reads_area"
 OWN_REGION_POLICY = "risk_supervisor_reads_own_region"
 REGION_TABLE = "sql_user_region"
 BASE_TABLES = ("alert", "alert_event", "recovery", "region")  # what the views read
-PREFIX_LENGTH = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}  # as workflow.scope
+PREFIX_LENGTH = SCOPE_DIGITS  # the same areas as the web app and the command line
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 REGION_CODE = re.compile(r"^[0-9]{12}$")

@@ -70,10 +70,19 @@ def user(conn: Connection, user_id: str) -> User:
     return User(row.user_id, row.name, row.role, row.region_code)
 
 
+# how many leading digits of a 12-digit region code a role's area shares with the villages in it
+SCOPE_DIGITS = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}
+
+
+def in_area(code_column: ColumnElement[str], u: User) -> ColumnElement[bool]:
+    """`code_column` (a village code) lies in `u`'s area."""
+    digits = SCOPE_DIGITS[u.role]
+    return func.substr(code_column, 1, digits) == u.region_code[:digits]
+
+
 def scope(u: User) -> ColumnElement[bool]:
     """The alerts `u` may see, as a condition on the alert's village (the one place scope is decided)."""
-    prefix = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}[u.role]
-    return func.substr(alert.c.village_code, 1, prefix) == u.region_code[:prefix]
+    return in_area(alert.c.village_code, u)
 
 
 def visible(conn: Connection, u: User, alert_id: str):

@@ -136,12 +136,13 @@ def _is_amount(value: str) -> bool:
     return d >= 0 and d == d.quantize(Decimal("0.01")) and d < 10**12
 
 
-def _alerts_in(u: User, f: AlertFilter) -> Select:
+def _alerts_in(u: User, f: AlertFilter, include_withdrawn: bool = False) -> Select:
     village = region.alias("village")
+    live = [] if include_withdrawn else [alert.c.status != "withdrawn"]
     return (select(alert, village.c.name.label("village_name"), recipient.c.name.label("person_name"))
             .select_from(alert.outerjoin(village, village.c.code == alert.c.village_code)
                          .outerjoin(recipient, recipient.c.person_id == alert.c.person_id))
-            .where(and_(workflow.scope(u), alert.c.status != "withdrawn", *f.conditions())))
+            .where(and_(workflow.scope(u), *live, *f.conditions())))
 
 
 def _snooze_hidden(today: date) -> ColumnElement[bool]:
@@ -191,10 +192,8 @@ def queue(conn: Connection, u: User, f: AlertFilter, today: date | None = None, 
 
 def villages(conn: Connection, u: User) -> list[tuple[str, str]]:
     """The villages in the user's area (for the queue's village filter)."""
-    prefix = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}[u.role]
     return [(c, n) for c, n in conn.execute(
-        select(region.c.code, region.c.name).where(and_(region.c.level == "village",
-                                                       func.substr(region.c.code, 1, prefix) == u.region_code[:prefix]))
+        select(region.c.code, region.c.name).where(and_(region.c.level == "village", workflow.in_area(region.c.code, u)))
         .order_by(region.c.code))]
 
 
@@ -239,13 +238,7 @@ def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False) -> di
     a = workflow.visible(conn, u, alert_id)
     if unmasked:
         workflow.log_event(conn, a.alert_id, u.user_id, "view_unmasked", a.status, a.status)
-    village = region.alias("village")
-    r = conn.execute(_alerts_in(u, AlertFilter()).where(alert.c.alert_id == alert_id)).first()
-    if r is None:  # withdrawn: still the user's, shown from the alert row alone
-        r = conn.execute(select(alert, village.c.name.label("village_name"), recipient.c.name.label("person_name"))
-                         .select_from(alert.outerjoin(village, village.c.code == alert.c.village_code)
-                                      .outerjoin(recipient, recipient.c.person_id == alert.c.person_id))
-                         .where(alert.c.alert_id == alert_id)).first()
+    r = conn.execute(_alerts_in(u, AlertFilter(), include_withdrawn=True).where(alert.c.alert_id == alert_id)).first()
     today = date.today()
     row = _row(r, today, unmasked=unmasked)
     rule = BY_CODE.get(a.rule)
