@@ -88,7 +88,7 @@ def cmd_alerts_export(args) -> int:
 
 
 def cmd_quality_export(args) -> int:
-    from risk import quality
+    from risk.ingest import quality
 
     with _warehouse(args) as conn:
         _write(quality.export_csv(conn), args.out)
@@ -96,7 +96,7 @@ def cmd_quality_export(args) -> int:
 
 
 def cmd_quality_ledger(args) -> int:
-    from risk import quality
+    from risk.ingest import quality
 
     with _warehouse(args) as conn:
         led = quality.ledger(conn)
@@ -116,8 +116,8 @@ def cmd_quality_report(args) -> int:
 
 
 def cmd_quality_suites(args) -> int:
-    from risk import checks
     from risk.contract import SOURCES
+    from risk.ingest import checks
 
     if args.write:
         for p in checks.write_suites():

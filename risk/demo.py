@@ -11,8 +11,9 @@ from risk.settings import Settings
 
 
 def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], None]) -> int:
-    from risk import orchestration, quality, synth
+    from risk import orchestration, synth
     from risk.db import gateway
+    from risk.ingest import quality
 
     out = out.resolve()
     started = time.monotonic()

@@ -1,227 +1,36 @@
-"""The nightly steps as plain functions of (settings, delivery day).
+"""The nightly steps, in order, as plain functions of (settings, delivery day).
 
 `risk run` and the Airflow tasks call exactly these; they hand each other keys (a landing folder, a
 delivery day), never data: the warehouse is the contract between steps.
 """
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
-from risk import checks, privacy, quality
-from risk.contract import BY_NAME, SOURCES, Source
+from risk import privacy
 from risk.db import gateway
-from risk.db.tables import delivery, delivery_file, quality_issue, region
+from risk.db.tables import delivery
 from risk.errors import InputError
-from risk.ingest import LINE, FileRejected, files_of_day, read_file
-from risk.load import record_certifications, store, typed_rows
+from risk.ingest import quality
+from risk.ingest.delivery import load_day, pending_days
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 privacy.install()  # every process that runs these steps (the CLI, an Airflow task) masks IDs in its logs
 
-DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-SENSITIVE = frozenset({"person_id", "name", "bank_account", "phone", "card_no"})
 Progress = Callable[[str], None]
 
 
 def prepare(settings: Settings) -> None:
     """Create or migrate the warehouse to the newest schema."""
     gateway.migrate(settings.database_url)
-
-
-def delivery_days(landing: str | Path) -> list[str]:
-    root = Path(landing)
-    if not root.is_dir():
-        raise InputError(f"找不到落地目录 / landing folder not found: {root}")
-    days = []
-    for p in sorted(root.iterdir()):
-        if p.is_dir() and DAY_RE.match(p.name):
-            try:
-                date.fromisoformat(p.name)
-            except ValueError:
-                log.warning("%s: 不是有效日期的目录，已跳过 / not a real date, skipped", p.name)
-                continue
-            days.append(p.name)
-        else:
-            log.warning("%s: 不是交付日目录（YYYY-MM-DD），已跳过 / not a delivery-day folder, skipped", p.name)
-    return days
-
-
-def loaded_days(settings: Settings) -> set[str]:
-    with gateway.transaction(settings.database_url) as conn:
-        return set(conn.execute(select(delivery.c.day)).scalars())
-
-
-def pending_days(settings: Settings, landing: str | Path, until: str | None = None) -> list[str]:
-    """Delivery days (YYYY-MM-DD folder names) in `landing` not loaded yet, oldest first, ≤ until."""
-    if until is not None:
-        try:
-            date.fromisoformat(until)
-        except ValueError:
-            raise InputError(f"--until 不是YYYY-MM-DD日期 / --until is not a YYYY-MM-DD date: {until}") from None
-    done = loaded_days(settings)
-    return [d for d in delivery_days(landing) if d not in done and (until is None or d <= until)]
-
-
-@dataclass
-class FileSummary:
-    source: str
-    file: str
-    read: int = 0
-    loaded: int = 0
-    rejected: int = 0
-    redelivered: int = 0
-    superseded: int = 0
-    rejected_whole: str | None = None
-    seconds: float = 0.0
-    stages: dict[str, float] = field(default_factory=dict)  # read, validate, store: seconds each
-    warnings: list[str] = field(default_factory=list)
-
-
-def load_day(settings: Settings, landing: str | Path, day: str, progress: Progress | None = None) -> dict:
-    """Read, validate and load one delivery day in one transaction; return its summary (JSON-able)."""
-    day_dir = Path(landing) / day
-    if not day_dir.is_dir():
-        raise InputError(f"找不到交付日目录 / delivery-day folder not found: {day_dir}")
-    checks.warm_up()
-    files, warnings, extra = files_of_day(day_dir)
-    for w in warnings:
-        log.warning("%s", w)
-    summaries: list[FileSummary] = []
-    with gateway.transaction(settings.database_url) as conn:
-        for source in SOURCES:
-            if source.name in files:
-                summaries.append(_load_file(conn, source, files[source.name], day))
-                if progress:
-                    s = summaries[-1]
-                    progress(f"  {day} {s.file}: 读入 read {s.read:,}, 入库 loaded {s.loaded:,}, "
-                             f"拒收 rejected {s.rejected:,}, 重复 re-delivered {s.redelivered:,} ({s.seconds:.1f} s)")
-        for name, path in extra:
-            quality.record(conn, name, day, f"{day}/{path.name}", [quality.Rejection(
-                None, None, "file", "", f"同一天已有{files[name].name}，本文件不读 / {files[name].name} was "
-                                        "delivered the same day; this second file of the source is not read")])
-        if "regions" in files:
-            readmitted, more = 0, readmit(conn, day)
-            while more:  # a township admitted may let its villages, and they their recipients, in
-                readmitted += more
-                more = readmit(conn, day)
-            if readmitted:
-                log.info("%s: %d rows waiting for their region were loaded", day, readmitted)
-        conn.execute(delete(delivery).where(delivery.c.day == day))
-        conn.execute(delivery.insert().values(day=day, loaded_at=datetime.now(), files=len(files),
-                                              warnings=json.dumps(warnings, ensure_ascii=False)))
-    return {"day": day, "files": [asdict(s) for s in summaries], "warnings": warnings}
-
-
-def _context(conn: Connection, day: str) -> checks.Context:
-    regions = dict(conn.execute(select(region.c.code, region.c.level)).all())
-    return checks.Context(villages=frozenset(c for c, lv in regions.items() if lv == "village"),
-                          regions=regions, today=date.fromisoformat(day))
-
-
-def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSummary:
-    started = time.monotonic()
-    label = f"{day}/{path.name}"
-    s = FileSummary(source=source.name, file=label)
-    try:
-        read = read_file(source, path)
-    except FileRejected as e:
-        s.rejected_whole = str(e)
-        log.error("%s: 整个文件被拒收 / file rejected whole: %s", label, e)
-        quality.record(conn, source.name, day, label, [quality.Rejection(None, None, "file", "", str(e))])
-        _record_file(conn, s, rejected_whole=True)
-        return s
-    s.warnings = read.warnings
-    t_read = time.monotonic()
-    rejections = [quality.Rejection(line, None, "row", "", why) for line, why in read.bad_rows]
-    accepted, invalid = validate(conn, source, read.frame, day)
-    rejections += invalid
-    rows = typed_rows(source, accepted, day, label)
-    t_valid = time.monotonic()
-    seen_before = conn.execute(select(delivery_file.c.source).where(
-        (delivery_file.c.delivery_day == day) & (delivery_file.c.source == source.name))).first() is not None
-    stored = store(conn, source, rows, seen_before=seen_before)
-    if source.name == "recipients":
-        record_certifications(conn, rows)
-    quality.record(conn, source.name, day, label, rejections)
-    s.stages = {"read": round(t_read - started, 3), "validate": round(t_valid - t_read, 3),
-                "store": round(time.monotonic() - t_valid, 3)}
-    s.read = read.rows_read
-    s.loaded, s.redelivered, s.superseded = stored.loaded, stored.redelivered, stored.superseded
-    s.rejected = len(rejections) + stored.conflicts
-    s.seconds = round(time.monotonic() - started, 3)
-    _record_file(conn, s, rejected_whole=False)
-    return s
-
-
-def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str) -> tuple[pd.DataFrame, list]:
-    """Run the source's expectation suite; return the passing rows (checked frame) and the rejections."""
-    context = _context(conn, day)
-    checked = checks.derive(source, frame, context)
-    _, failures, _ = checks.run_suite(source, checked)
-    reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
-    while source.name == "regions":  # a region that fails cannot be the parent of others in its file
-        failed = frozenset(str(checked.at[pos, "code"]) for pos in reasons)
-        if failed <= context.rejected:
-            break
-        context = replace(context, rejected=failed)
-        checked = checks.derive(source, frame, context)
-        _, failures, _ = checks.run_suite(source, checked)
-        reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
-    rejections = []
-    for pos, (fields, why, reference_only) in sorted(reasons.items()):
-        raw = {c: frame.at[pos, c] for c in source.column_names}
-        rejections.append(quality.Rejection(int(frame.at[pos, LINE]), frame.at[pos, source.key] or None,
-                                            "reference" if reference_only else "invalid", fields, why, raw))
-    accepted = checked.drop(index=list(reasons)) if reasons else checked
-    return accepted, rejections
-
-
-def _record_file(conn: Connection, s: FileSummary, rejected_whole: bool) -> None:
-    day = s.file.split("/", 1)[0]
-    conn.execute(delete(delivery_file).where(
-        (delivery_file.c.delivery_day == day) & (delivery_file.c.source == s.source)))
-    conn.execute(delivery_file.insert().values(
-        delivery_day=day, source=s.source, file_name=s.file, rows_read=s.read, rejected_whole=rejected_whole,
-        load_ms=int(round(s.seconds * 1000)), warnings=json.dumps(s.warnings, ensure_ascii=False)))
-
-
-def readmit(conn: Connection, day: str) -> int:
-    """Rows rejected only because their village or region was unknown are checked again now that more
-    regions are known; those that pass are loaded with their own provenance. Keeps loading order-free."""
-    waiting = conn.execute(select(quality_issue).where(quality_issue.c.kind == "reference")).mappings().all()
-    admitted = 0
-    by_file: dict[tuple[str, str, str], list] = {}
-    for w in waiting:
-        by_file.setdefault((w["source"], w["delivery_day"], w["file_name"]), []).append(w)
-    for (name, file_day, label), issues in by_file.items():
-        source = BY_NAME[name]
-        frame = pd.DataFrame([{**json.loads(i["raw"]), LINE: i["line"]} for i in issues])
-        for c in source.column_names:
-            frame[c] = frame[c].astype("str")
-        accepted, still = validate(conn, source, frame, file_day)
-        if accepted.empty:
-            continue
-        lines = accepted[LINE].astype(int).tolist()
-        conn.execute(delete(quality_issue).where(
-            (quality_issue.c.source == name) & (quality_issue.c.delivery_day == file_day)
-            & quality_issue.c.line.in_(lines)))
-        rows = typed_rows(source, accepted, file_day, label)
-        store(conn, source, rows)
-        if name == "recipients":
-            record_certifications(conn, rows)
-        admitted += len(lines)
-    return admitted
 
 
 def detection_parts(settings: Settings) -> list[str]:

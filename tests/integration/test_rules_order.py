@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from warehouses import kind_of, warehouse
 
-from risk import checks, pipeline
+from risk import pipeline
 from risk.alerts import export_rows
 from risk.db import gateway
+from risk.ingest import checks
+from risk.ingest.delivery import delivery_days
 from risk.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -48,7 +50,7 @@ def expected_alerts() -> dict[tuple[str, str], str]:
 
 
 def test_sample_alerts_are_the_same_in_date_order_and_shuffled(db_url, sample_landing, tmp_path):
-    days = pipeline.delivery_days(sample_landing)
+    days = delivery_days(sample_landing)
     shuffled = list(days)
     random.Random(SEED).shuffle(shuffled)
     assert shuffled != days

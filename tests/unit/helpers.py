@@ -13,8 +13,9 @@ from pathlib import Path
 from sqlalchemy import MetaData, create_engine, select
 from warehouses import BOOKKEEPING, pg_database, warehouse  # noqa: F401 - re-exported for the tests
 
-from risk import identity, pipeline, quality
+from risk import identity, pipeline
 from risk.db import gateway
+from risk.ingest import quality
 from risk.settings import Settings
 
 # ---------------------------------------------------------------- identities

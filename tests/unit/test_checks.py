@@ -31,8 +31,8 @@ from helpers import (
     write,
 )
 
-from risk import checks
 from risk.contract import SOURCES
+from risk.ingest import checks
 
 DAY = "2025-03-10"
 ROOT = Path(__file__).resolve().parents[2]

@@ -135,7 +135,7 @@ def test_the_checks_normalise_every_value_as_normalise_does() -> None:
     """The validation normalises whole columns at once; it must agree with `normalise` value by value."""
     import pandas as pd
 
-    from risk import checks
+    from risk.ingest import checks
 
     x_id = next(p for p in (make_id("1960-01-15", seq=s) for s in range(100)) if p.endswith("X"))
     first17 = "431102" + "19600230" + "123"

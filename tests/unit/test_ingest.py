@@ -29,7 +29,7 @@ from helpers import (
 )
 
 from risk.contract import BY_NAME
-from risk.ingest import FileRejected, read_file
+from risk.ingest.read import FileRejected, read_file
 
 DAY = "2025-03-10"
 PAYMENTS = BY_NAME["payments"]
