@@ -4,16 +4,20 @@ Dialect differences (SQLite pragmas, PostgreSQL COPY) live here and nowhere else
 """
 from __future__ import annotations
 
-import csv
-import io
+import itertools
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -105,7 +109,9 @@ def is_postgres(conn: Connection) -> bool:
 
 
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """Insert every row of `frame` (columns named as the table's) into `table`; COPY on PostgreSQL."""
+    """Insert every row of `frame` (columns named as the table's) into `table`; COPY on PostgreSQL.
+
+    Values go in as they are: dates as `YYYY-MM-DD` text or date objects, missing values as None/NaN/NA."""
     if frame.empty:
         return 0
     cols = [c.name for c in table.columns if c.name in frame.columns]
@@ -115,60 +121,122 @@ def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     return _sqlite_executemany(conn, table, frame)
 
 
+def _python_values(col: pd.Series, kind: str) -> Iterable[Any]:
+    """The column as Python values sqlite3 binds directly, missing as None; a column of one value repeats
+    it without a list (the delivery day and file of a whole file)."""
+    if kind in ("Date", "DateTime") and not pd.api.types.is_string_dtype(col.dtype):
+        fmt = "%Y-%m-%d" if kind == "Date" else "%Y-%m-%d %H:%M:%S.%f"
+        col = pd.to_datetime(col, errors="coerce").dt.strftime(fmt).astype("str")
+    if kind == "Boolean":
+        return col.astype(object).where(col.isna(), col.astype(bool).astype(int)).tolist()
+    if pd.api.types.is_string_dtype(col.dtype) and col.dtype != object:
+        values = pa.array(col, from_pandas=True)
+        if values.null_count == 0 and len(values) > 1 and pc.count_distinct(values).as_py() == 1:
+            return itertools.repeat(values[0].as_py(), len(values))
+        return values.to_pylist()
+    if pd.api.types.is_integer_dtype(col.dtype) and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+        return col.tolist()
+    return col.astype(object).where(col.notna(), None).tolist()
+
+
 def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """sqlite3's executemany with values already in the text forms SQLAlchemy's SQLite types store
-    (dates `YYYY-MM-DD`, datetimes `YYYY-MM-DD HH:MM:SS.ffffff`): the type processors per value were the
-    slowest part of loading."""
-    out = {}
-    for name in frame.columns:
-        col = frame[name]
-        kind = type(table.c[name].type).__name__
-        if kind in ("Date", "DateTime"):
-            fmt = "%Y-%m-%d" if kind == "Date" else "%Y-%m-%d %H:%M:%S.%f"
-            text_values = pd.to_datetime(col, errors="coerce").dt.strftime(fmt)
-            out[name] = text_values.astype(object).where(col.notna(), None)
-        elif kind == "Boolean":
-            out[name] = col.astype(object).where(col.isna(), col.astype(bool).astype(int))
-        else:
-            out[name] = col.astype(object).where(col.notna(), None)
-    values = list(zip(*(out[n].tolist() for n in frame.columns), strict=True))
+    """sqlite3's executemany over the columns' Python values, dates in the text form SQLAlchemy's SQLite
+    types store (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS.ffffff`): per-value type processing was the slowest part
+    of loading."""
+    columns = [_python_values(frame[n], type(table.c[n].type).__name__) for n in frame.columns]
     names = ", ".join(f'"{c}"' for c in frame.columns)
     marks = ", ".join("?" for _ in frame.columns)
-    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', values)
-    return len(values)
+    raw: Any = conn.connection.dbapi_connection  # sqlite3's own executemany takes the rows as a stream
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', zip(*columns, strict=False))
+    finally:
+        cursor.close()
+    return len(frame)
 
 
 def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """COPY in CSV format: text is quoted, so quotes, tabs, line breaks and backslashes arrive as they were.
-    Missing values are written empty and FORCE_NULL reads every empty field as NULL: the warehouse keeps no
-    empty strings (an empty delivered value is a missing one)."""
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="", quoting=csv.QUOTE_NONNUMERIC,
-                 date_format="%Y-%m-%d %H:%M:%S")
+    """COPY in CSV format, written by Arrow: text is quoted, so quotes, tabs, line breaks and backslashes
+    arrive as they were. Missing values are written empty and FORCE_NULL reads every empty field as NULL:
+    the warehouse keeps no empty strings (an empty delivered value is a missing one)."""
+    # one chunk per column: pyarrow's CSV writer garbles a column whose first chunk is empty (pandas
+    # leaves such chunks after a concat with an empty frame)
+    data = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=False).combine_chunks()
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     raw: Any = conn.connection.dbapi_connection  # psycopg's connection: COPY is not in the DB-API
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({cols}))') as copy:
-            copy.write(buf.getvalue())
+            copy.write(buf.getvalue().to_pybytes())
     return len(frame)
 
 
+def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns of Python objects (dates, datetimes, mixed None) as text Arrow can write."""
+    out = {}
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype == object:
+            present = col.dropna()
+            sample = present.iloc[0] if len(present) else None
+            if isinstance(sample, datetime):
+                col = pd.to_datetime(col).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+            elif isinstance(sample, date):
+                col = col.map(lambda d: d.isoformat() if d is not None and d == d else None)
+            elif isinstance(sample, bool):
+                col = col.map(lambda b: None if b is None else ("true" if b else "false"))
+            else:
+                col = col.map(lambda v: None if v is None or v != v else str(v))
+            col = col.astype("str")
+        elif pd.api.types.is_bool_dtype(col.dtype):
+            col = col.map({True: "true", False: "false"}).astype("str")
+        out[name] = col
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _key_table(conn: Connection, name: str, keys: pd.Series) -> None:
+    """(PostgreSQL) a temporary one-column table `name` (k) holding the distinct `keys`, filled by COPY."""
+    conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (k VARCHAR(200) PRIMARY KEY)"))
+    conn.execute(text(f"DELETE FROM {name}"))
+    unique = pa.chunked_array([pa.array(keys.astype("str"), from_pandas=True).unique()]).combine_chunks()
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(pa.table({"k": unique}), buf, pacsv.WriteOptions(include_header=False))
+    raw: Any = conn.connection.dbapi_connection
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY {name} (k) FROM STDIN WITH (FORMAT csv)") as copy:
+            copy.write(buf.getvalue().to_pybytes())
+
+
 def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, columns: list[str]) -> pd.DataFrame:
-    """Rows of `table` whose `key` is among `keys`, with `columns` (a temporary table does the join)."""
+    """Rows of `table` whose `key` is among `keys`, with `columns`; keys as text. One join through the key's
+    index: on SQLite the keys go in as one JSON array (json_each), on PostgreSQL through a temporary table
+    filled by COPY."""
     if keys.empty:
-        return pd.DataFrame(columns=[key, *columns])
-    conn.execute(text("CREATE TEMPORARY TABLE IF NOT EXISTS incoming_key (k VARCHAR(200) PRIMARY KEY)"))
-    conn.execute(text("DELETE FROM incoming_key"))
-    unique = pd.DataFrame({"k": keys.drop_duplicates().astype(str)})
-    if is_postgres(conn):
-        buf = io.StringIO()
-        unique.to_csv(buf, index=False, header=False)
-        raw: Any = conn.connection.dbapi_connection
-        with raw.cursor() as cur:
-            with cur.copy("COPY incoming_key (k) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buf.getvalue())
-    else:
-        conn.exec_driver_sql("INSERT INTO incoming_key (k) VALUES (?)", [(k,) for k in unique["k"].tolist()])
+        return pd.DataFrame({c: pd.Series(dtype="str" if c == key else object) for c in [key, *columns]})
     cols = ", ".join(f't."{c}"' for c in [key, *columns])
-    rows = conn.execute(text(f'SELECT {cols} FROM "{table.name}" t JOIN incoming_key i ON t."{key}" = i.k')).all()
-    return pd.DataFrame(rows, columns=[key, *columns])
+    if is_postgres(conn):
+        _key_table(conn, "incoming_key", keys)
+        rows = conn.execute(text(f'SELECT {cols} FROM "{table.name}" t JOIN incoming_key i ON t."{key}" = i.k')).all()
+    else:
+        rows = conn.exec_driver_sql(
+            f'SELECT {cols} FROM "{table.name}" t WHERE t."{key}" IN (SELECT value FROM json_each(?))',
+            (_json_keys(keys),)).all()
+    found = pd.DataFrame(rows, columns=[key, *columns])
+    found[key] = found[key].astype("str")
+    return found
+
+
+def _json_keys(keys: pd.Series) -> str:
+    return json.dumps(pa.array(keys.astype("str"), from_pandas=True).unique().to_pylist(), ensure_ascii=False)
+
+
+def delete_keys(conn: Connection, table: Table, key: str, keys: pd.Series) -> int:
+    """Delete the rows of `table` whose `key` is among `keys`, in one statement."""
+    if keys.empty:
+        return 0
+    if is_postgres(conn):
+        _key_table(conn, "doomed_key", keys)
+        return conn.execute(text(f'DELETE FROM "{table.name}" WHERE "{key}" IN (SELECT k FROM doomed_key)')).rowcount
+    return conn.exec_driver_sql(f'DELETE FROM "{table.name}" WHERE "{key}" IN (SELECT value FROM json_each(?))',
+                                (_json_keys(keys),)).rowcount

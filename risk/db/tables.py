@@ -37,7 +37,6 @@ def provenance() -> list[Column]:
         Column("delivery_day", String(10), nullable=False),
         Column("source_file", String, nullable=False),
         Column("source_line", Integer, nullable=False),
-        Column("row_hash", String(32), nullable=False),
     ]
 
 
@@ -96,7 +95,6 @@ card_event = Table(
     Column("person_id", String(18), nullable=False, index=True),
     Column("card_no", String, nullable=False),
     Column("occurred_at", String, nullable=False),  # as delivered, with its offset
-    Column("occurred_utc", DateTime, nullable=False),
     Column("occurred_on", Date, nullable=False),  # the Beijing (UTC+8) day
     Column("occurred_hour", SmallInteger, nullable=False),  # the Beijing hour, 0-23
     Column("event_type", String(16), nullable=False),
@@ -171,9 +169,10 @@ quality_issue = Table(
     Index("ix_quality_issue_source_record_key", "source", "record_key"),
 )
 
-# Every valid delivered row that is not the standing row of its key: an exact re-delivery (same row_hash as
-# the standing row), a conflict (other content; also in quality_issue), or, for upsert sources, a version
-# superseded by a later delivery. Kept so that any order of loading ends in the same classification.
+# Every valid delivered row that is not the standing row of its key: an exact re-delivery (same content hash
+# as the standing row), a conflict (other content; also in quality_issue), or, for upsert sources, a version
+# superseded by a later delivery (no hash: it is never compared). Kept so that any order of loading ends in
+# the same classification.
 sighting = Table(
     "sighting", metadata,
     Column("source", String(20), primary_key=True),
@@ -181,7 +180,7 @@ sighting = Table(
     Column("source_line", Integer, primary_key=True),
     Column("record_key", String, nullable=False),
     Column("source_file", String, nullable=False),
-    Column("row_hash", String(32), nullable=False),
+    Column("row_hash", String(32)),  # ingest.keys.content_hash; none for a superseded version
     Column("kind", String(12), nullable=False),  # redelivery | conflict | superseded
     Column("within_file", Boolean, nullable=False),  # a repeat of a key earlier in the same file
     Index("ix_sighting_source_record_key", "source", "record_key"),

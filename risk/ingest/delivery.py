@@ -12,26 +12,26 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Connection, delete, select
 
-from risk.contract import BY_NAME, SOURCES, Source
+from risk.contract import BY_NAME, SOURCES
 from risk.db import gateway
-from risk.db.tables import delivery, delivery_file, quality_issue, region
+from risk.db.tables import delivery, delivery_file, quality_issue
 from risk.errors import InputError
 from risk.ingest import checks, quality
+from risk.ingest.intake import Checked, Intake, check_file, validate
 from risk.ingest.keys import record_certifications, store, typed_rows
-from risk.ingest.read import LINE, FileRejected, files_of_day, read_file
+from risk.ingest.read import LINE, files_of_day
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-SENSITIVE = frozenset({"person_id", "name", "bank_account", "phone", "card_no"})
 Progress = Callable[[str], None]
 
 
@@ -84,8 +84,27 @@ class FileSummary:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_day(settings: Settings, landing: str | Path, day: str, progress: Progress | None = None) -> dict:
-    """Read, validate and load one delivery day in one transaction; return its summary (JSON-able)."""
+def load_days(settings: Settings, landing: str | Path, days: list[str],
+              progress: Progress | None = None) -> list[dict]:
+    """Load `days` (oldest first), each in its own transaction; the self-contained facts of several days
+    are checked ahead in batches (see `intake`). Returns each day's summary."""
+    intake = Intake(landing, days)
+    out = []
+    for i, day in enumerate(days, 1):
+        t = time.monotonic()
+        out.append(load_day(settings, landing, day, intake=intake))
+        if progress:
+            read = sum(f["read"] for f in out[-1]["files"])
+            rejected = sum(f["rejected"] for f in out[-1]["files"])
+            progress(f"[{i}/{len(days)}] {day}: {len(out[-1]['files'])} 个文件 files, 读入 read {read:,}, "
+                     f"拒收 rejected {rejected:,} ({time.monotonic() - t:.1f} s)")
+    return out
+
+
+def load_day(settings: Settings, landing: str | Path, day: str, progress: Progress | None = None,
+             intake: Intake | None = None) -> dict:
+    """Read, validate and load one delivery day in one transaction; return its summary (JSON-able).
+    `intake` may hold some of the day's files already read and checked."""
     day_dir = Path(landing) / day
     if not day_dir.is_dir():
         raise InputError(f"找不到交付日目录 / delivery-day folder not found: {day_dir}")
@@ -93,11 +112,13 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
     files, warnings, extra = files_of_day(day_dir)
     for w in warnings:
         log.warning("%s", w)
+    ahead = {name: intake.take(day, BY_NAME[name]) if intake else None for name in files}
     summaries: list[FileSummary] = []
     with gateway.transaction(settings.database_url) as conn:
         for source in SOURCES:
             if source.name in files:
-                summaries.append(_load_file(conn, source, files[source.name], day))
+                checked = ahead[source.name] or check_file(conn, source, files[source.name], day)
+                summaries.append(_load_file(conn, checked))
                 if progress:
                     s = summaries[-1]
                     progress(f"  {day} {s.file}: 读入 read {s.read:,}, 入库 loaded {s.loaded:,}, "
@@ -119,68 +140,31 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
     return {"day": day, "files": [asdict(s) for s in summaries], "warnings": warnings}
 
 
-def _context(conn: Connection, day: str) -> checks.Context:
-    regions = dict(conn.execute(select(region.c.code, region.c.level)).all())
-    return checks.Context(villages=frozenset(c for c, lv in regions.items() if lv == "village"),
-                          regions=regions, today=date.fromisoformat(day))
-
-
-def _load_file(conn: Connection, source: Source, path: Path, day: str) -> FileSummary:
+def _load_file(conn: Connection, checked: Checked) -> FileSummary:
+    """Store a checked file's good rows, queue its rejections, and record the file."""
     started = time.monotonic()
-    label = f"{day}/{path.name}"
-    s = FileSummary(source=source.name, file=label)
-    try:
-        read = read_file(source, path)
-    except FileRejected as e:
-        s.rejected_whole = str(e)
-        log.error("%s: 整个文件被拒收 / file rejected whole: %s", label, e)
-        quality.record(conn, source.name, day, label, [quality.Rejection(None, None, "file", "", str(e))])
+    source, day = checked.source, checked.day
+    s = FileSummary(source=source.name, file=checked.label, warnings=checked.warnings, read=checked.rows_read)
+    if checked.accepted is None:
+        s.rejected_whole = checked.rejected_whole
+        log.error("%s: 整个文件被拒收 / file rejected whole: %s", checked.label, checked.rejected_whole)
+        quality.record(conn, source.name, day, checked.label, checked.rejections)
         _record_file(conn, s, rejected_whole=True)
         return s
-    s.warnings = read.warnings
-    t_read = time.monotonic()
-    rejections = [quality.Rejection(line, None, "row", "", why) for line, why in read.bad_rows]
-    accepted, invalid = validate(conn, source, read.frame, day)
-    rejections += invalid
-    rows = typed_rows(source, accepted, day, label)
-    t_valid = time.monotonic()
+    t_typed = time.monotonic()
+    rows = typed_rows(source, checked.accepted, day, checked.label)
     seen_before = conn.execute(select(delivery_file.c.source).where(
         (delivery_file.c.delivery_day == day) & (delivery_file.c.source == source.name))).first() is not None
     stored = store(conn, source, rows, seen_before=seen_before)
     if source.name == "recipients":
         record_certifications(conn, rows)
-    quality.record(conn, source.name, day, label, rejections)
-    s.stages = {"read": round(t_read - started, 3), "validate": round(t_valid - t_read, 3),
-                "store": round(time.monotonic() - t_valid, 3)}
-    s.read = read.rows_read
+    quality.record(conn, source.name, day, checked.label, checked.rejections)
+    s.stages = {**checked.seconds, "store": round(time.monotonic() - t_typed, 3)}
     s.loaded, s.redelivered, s.superseded = stored.loaded, stored.redelivered, stored.superseded
-    s.rejected = len(rejections) + stored.conflicts
-    s.seconds = round(time.monotonic() - started, 3)
+    s.rejected = len(checked.rejections) + stored.conflicts
+    s.seconds = round(sum(checked.seconds.values()) + time.monotonic() - started, 3)
     _record_file(conn, s, rejected_whole=False)
     return s
-
-
-def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str) -> tuple[pd.DataFrame, list]:
-    """Run the source's expectation suite; return the passing rows (checked frame) and the rejections."""
-    context = _context(conn, day)
-    checked = checks.derive(source, frame, context)
-    _, failures, _ = checks.run_suite(source, checked)
-    reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
-    while source.name == "regions":  # a region that fails cannot be the parent of others in its file
-        failed = frozenset(str(checked.at[pos, "code"]) for pos in reasons)
-        if failed <= context.rejected:
-            break
-        context = replace(context, rejected=failed)
-        checked = checks.derive(source, frame, context)
-        _, failures, _ = checks.run_suite(source, checked)
-        reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
-    rejections = []
-    for pos, (fields, why, reference_only) in sorted(reasons.items()):
-        raw = {c: frame.at[pos, c] for c in source.column_names}
-        rejections.append(quality.Rejection(int(frame.at[pos, LINE]), frame.at[pos, source.key] or None,
-                                            "reference" if reference_only else "invalid", fields, why, raw))
-    accepted = checked.drop(index=list(reasons)) if reasons else checked
-    return accepted, rejections
 
 
 def _record_file(conn: Connection, s: FileSummary, rejected_whole: bool) -> None:

@@ -208,7 +208,7 @@ def test_a_dismissed_alert_stays_dismissed_until_new_facts_reopen_it(tmp_path):
         if u is None:  # the small city has no village supervisor: act as one
             conn.execute(supervisor.insert().values(user_id="vx", name="测试", role="village",
                                                     region_code=a.village_code, delivery_day="2025-01-01",
-                                                    source_file="-", source_line=0, row_hash="-"))
+                                                    source_file="-", source_line=0))
             uid = "vx"
         else:
             uid = u.user_id
