@@ -1,6 +1,6 @@
 """The yardstick: a plain DuckDB script that reads a landing folder and applies contract §4.
 
-    .venv/bin/python -m benchmarks.yardstick LANDING [--threads 1] [--alerts OUT.csv]
+    .venv/bin/python -m benchmarks.yardstick LANDING [--threads 1] [--until DAY] [--alerts OUT.csv]
 
 What a competent analyst would write in an afternoon, with no quality queue, no provenance, no
 workflow and no incremental nights: one `read_csv` per source over every day's files (text columns,
@@ -117,7 +117,7 @@ RULES = {
 }
 
 
-def run(landing: Path, threads: int = 1, alerts_out: Path | None = None) -> dict:
+def run(landing: Path, threads: int = 1, alerts_out: Path | None = None, until: str | None = None) -> dict:
     con = duckdb.connect()
     con.execute(f"SET threads={int(threads)}")
     con.execute("SET TimeZone='UTC'")
@@ -125,7 +125,8 @@ def run(landing: Path, threads: int = 1, alerts_out: Path | None = None) -> dict
     rows = 0
     raw = {}
     for source in SOURCES:
-        files = sorted(str(p) for p in landing.glob(f"*/{source}.csv*"))
+        files = sorted(str(p) for p in landing.glob(f"*/{source}.csv*")
+                       if until is None or p.parent.name <= until)
         if not files:
             continue
         con.execute(f"""CREATE TABLE raw_{source} AS SELECT *, substr(regexp_extract(filename, '(\\d{{4}}-\\d{{2}}-\\d{{2}})'), 1, 10) AS day
@@ -184,9 +185,10 @@ def main() -> int:
     ap.add_argument("landing", type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--alerts", type=Path, help="write the alerts found as rule,person_id,amount_at_risk")
+    ap.add_argument("--until", help="only delivery days up to this one (YYYY-MM-DD)")
     a = ap.parse_args()
     t = time.monotonic()
-    result = run(a.landing, a.threads, a.alerts)
+    result = run(a.landing, a.threads, a.alerts, a.until)
     print(f"{result['rows']} rows, {sum(result['alerts'].values())} alerts in {time.monotonic() - t:.1f} s",
           file=sys.stderr)
     print(result["rows"])

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, select
 
 from risk import privacy
 from risk.db import gateway
-from risk.db.tables import delivery
+from risk.db.tables import delivery, metadata
 from risk.errors import InputError
 from risk.ingest import quality
 from risk.ingest.delivery import load_day as load_day  # the DAG and the tests load single days
@@ -30,8 +30,11 @@ Progress = Callable[[str], None]
 
 
 def prepare(settings: Settings) -> None:
-    """Create or migrate the warehouse to the newest schema."""
+    """Create or migrate the warehouse to the newest schema; build any index a killed bulk load left out."""
     gateway.migrate(settings.database_url)
+    built = gateway.ensure_indexes(settings.database_url, metadata.sorted_tables)
+    if built:
+        log.warning("indexes missing (a load stopped before it built them again) were built: %s", ", ".join(built))
 
 
 def detection_parts(settings: Settings) -> list[str]:

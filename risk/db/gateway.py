@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -18,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,61 @@ def migrate(url: str) -> None:
         command.upgrade(cfg, "head")
         if had_views:
             sql_access.install_views(conn)
+
+
+def ensure_indexes(url: str, tables: Iterable[Table]) -> list[str]:
+    """Build any declared index of `tables` that is missing (a bulk load killed before it built them again);
+    returns the names built."""
+    built = []
+    with engine_for(url).begin() as conn:
+        present = {t.name: {ix["name"] for ix in inspect(conn).get_indexes(t.name)} for t in tables}
+        for t in tables:
+            for ix in sorted(t.indexes, key=lambda i: str(i.name)):
+                if ix.name not in present[t.name]:
+                    ix.create(conn)
+                    built.append(str(ix.name))
+    return built
+
+
+def estimated_rows(conn: Connection, table: Table) -> int:
+    """About how many rows `table` holds, without counting them: SQLite's largest rowid, PostgreSQL's
+    statistics (counted when the table was never analysed)."""
+    if is_postgres(conn):
+        n = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                         {"t": table.name}).scalar()
+        if n is None or n < 0:
+            n = conn.execute(text(f'SELECT count(*) FROM "{table.name}"')).scalar()
+        return int(n or 0)
+    return int(conn.execute(text(f'SELECT max(rowid) FROM "{table.name}"')).scalar() or 0)
+
+
+@contextmanager
+def indexes_set_aside(url: str, tables: list[Table]) -> Iterator[None]:
+    """For a bulk load into `tables`: their secondary indexes are dropped first and built again afterwards
+    (also when the load fails), which costs a fraction of keeping them up to date row by row. The primary
+    keys stay: loading needs them. Each step is its own transaction; readers meanwhile get slower answers,
+    never wrong ones. A load killed in between leaves the indexes to `ensure_indexes` (run by every
+    `pipeline.prepare`)."""
+    if not tables:
+        yield
+        return
+    engine = engine_for(url)
+    with engine.begin() as conn:
+        present = {t.name: {ix["name"] for ix in inspect(conn).get_indexes(t.name)} for t in tables}
+        for t in tables:
+            for ix in t.indexes:
+                if ix.name in present[t.name]:
+                    ix.drop(conn)
+    try:
+        yield
+    finally:
+        started = time.monotonic()
+        built = ensure_indexes(url, tables)
+        with engine.begin() as conn:
+            if is_postgres(conn):  # the planner needs the new rows' statistics before detection runs
+                for t in tables:
+                    conn.execute(text(f'ANALYZE "{t.name}"'))
+        log.info("indexes built again after a bulk load: %s (%.1f s)", ", ".join(built), time.monotonic() - started)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ it speaks of and the reason a person reads in the quality queue (Chinese / Engli
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -312,33 +313,45 @@ def run_suite(source: Source, checked: pd.DataFrame) -> tuple[bool, list[Failure
     """Validate the derived frame; return (all passed, row failures, per-expectation statistics).
 
     Two passes: the whole suite with BOOLEAN_ONLY results (GX's fixed cost per expectation is most of
-    the time on a delivery), then only the failed expectations again with COMPLETE results, which list
-    every failing row.
+    the time on a delivery), then, in one more run, only the expectations that failed, with COMPLETE
+    results, which list every failing row.
     """
     if checked.empty:
         return True, [], []
+    gx, _context, _datasource = _gx()
     suite, batch_definition = _suite_and_batch(source.name)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": checked[_suite_columns(source.name)]})
     overview = batch.validate(suite, result_format={"result_format": "BOOLEAN_ONLY"})
+    for r in overview.results:
+        _raise_if_broken(source, r)
+    failed = [r.expectation_config for r in overview.results if not r.success]
+    unexpected: dict[str, list] = {}
+    if failed:
+        again = gx.ExpectationSuite(name=f"{source.name}-failed",
+                                    expectations=[copy.copy(_expectation(source.name, c)) for c in failed])
+        detail = batch.validate(again, result_format={"result_format": "COMPLETE"})
+        for r in detail.results:
+            _raise_if_broken(source, r)
+            unexpected[_key(r.expectation_config)] = list(r.result.get("unexpected_index_list") or [])
     failures: list[Failure] = []
     stats: list[dict] = []
     for r in overview.results:
         cfg = r.expectation_config
         meta = cfg.meta or {}
-        _raise_if_broken(source, r)
-        unexpected: list = []
-        if not r.success:
-            detail = batch.validate(_expectation(source.name, cfg), result_format={"result_format": "COMPLETE"})
-            _raise_if_broken(source, detail)
-            unexpected = list(detail.result.get("unexpected_index_list") or [])
+        rows = unexpected.get(_key(cfg), []) if not r.success else []
         stats.append({"expectation": cfg.type, "column": cfg.kwargs.get("column"), "field": meta.get("field"),
-                      "success": bool(r.success), "unexpected": len(unexpected),
+                      "success": bool(r.success), "unexpected": len(rows),
                       "zh": meta.get("zh"), "en": meta.get("en")})
-        for pos in unexpected:
+        for pos in rows:
             row = pos if isinstance(pos, int | np.integer) else int(next(iter(pos.values())))
             failures.append(Failure(int(row), meta.get("field", ""), cfg.kwargs.get("column", ""),
                                     f"{meta.get('zh')} / {meta.get('en')}"))
     return bool(overview.success), failures, stats
+
+
+def _key(cfg) -> str:
+    """An expectation's identity across a suite and its copies: its type and arguments."""
+    return json.dumps([cfg.type, cfg.kwargs], sort_keys=True, default=str)
 
 
 def _raise_if_broken(source: Source, result) -> None:

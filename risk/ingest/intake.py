@@ -136,6 +136,10 @@ class Intake:
                     self.waiting[name].append((day, path))
         self.ready: dict[tuple[str, str], Checked] = {}
 
+    def text_bytes(self, source_name: str) -> int:
+        """The size, as text, of the files of `source_name` still waiting."""
+        return sum(text_size(path) for _day, path in self.waiting.get(source_name, []))
+
     def take(self, day: str, source: Source) -> Checked | None:
         if source.name not in SELF_CONTAINED:
             return None

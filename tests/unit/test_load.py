@@ -32,8 +32,11 @@ from helpers import (
     snapshot,
     write,
 )
+from sqlalchemy import inspect
 
 from risk import pipeline
+from risk.db import gateway, tables
+from risk.ingest import delivery, intake
 
 D0, D1, D2, D3 = "2025-03-01", "2025-03-10", "2025-04-10", "2025-05-10"
 A, B, C = make_id(seq=1), make_id(seq=2, male=False), make_id(seq=3)
@@ -496,6 +499,46 @@ def test_any_order_gives_the_same_warehouse(backend, order: str) -> None:
     got = snapshot(url)
     assert got == backend["reference"], diff_snapshots(backend["reference"], got)
     assert_balanced(url)
+
+
+def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatch) -> None:
+    """`risk run`'s way: every pending day in one call, the self-contained facts checked ahead in batches
+    that span days (here two files a batch at most), the big tables' indexes set aside and built again."""
+    monkeypatch.setattr(delivery, "BULK_MIN_ROWS", 0)
+    monkeypatch.setattr(intake, "BATCH_BYTES", 400_000)
+    batches: list[int] = []
+    check_batch = intake.check_batch
+    monkeypatch.setattr(intake, "check_batch", lambda source, files: batches.append(len(files)) or
+                        check_batch(source, files))
+    set_aside: list[str] = []
+    indexes_set_aside = gateway.indexes_set_aside
+    monkeypatch.setattr(gateway, "indexes_set_aside", lambda url, ts: set_aside.extend(t.name for t in ts) or
+                        indexes_set_aside(url, ts))
+    url = backend["fresh"]("in-one-go")
+    s = settings(url, backend["folder"])
+    pipeline.prepare(s)
+    summaries = delivery.load_days(s, backend["landing"], ALL_DAYS)
+    assert [d["day"] for d in summaries] == ALL_DAYS
+    assert max(batches) >= 2 and set_aside == ["payment", "card_event"]
+    got = snapshot(url)
+    assert got == backend["reference"], diff_snapshots(backend["reference"], got)
+    assert_balanced(url)
+    with gateway.transaction(url) as conn:
+        for table in (tables.payment, tables.card_event):
+            assert {ix.name for ix in table.indexes} <= {ix["name"] for ix in inspect(conn).get_indexes(table.name)}
+
+
+def test_indexes_a_stopped_bulk_load_left_out_are_built_by_the_next_run(backend) -> None:
+    url = backend["fresh"]("stopped-bulk")
+    s = settings(url, backend["folder"])
+    pipeline.prepare(s)
+    with gateway.transaction(url) as conn:  # what a bulk load killed before its end leaves
+        for ix in tables.card_event.indexes:
+            ix.drop(conn)
+    pipeline.prepare(s)
+    with gateway.transaction(url) as conn:
+        names = {ix["name"] for ix in inspect(conn).get_indexes("card_event")}
+    assert {ix.name for ix in tables.card_event.indexes} <= names
 
 
 def test_loading_every_day_again_changes_nothing(backend) -> None:
