@@ -86,6 +86,7 @@ payment = Table(
     Column("bank_account", String, nullable=False),
     *provenance(),
     Index("ix_payment_bank_account_period", "bank_account", "period"),
+    Index("ix_payment_delivery_day", "delivery_day"),  # the ledger counts what each delivery left standing
     CheckConstraint("amount_cents > 0", name="amount_positive"),
 )
 
@@ -103,6 +104,7 @@ card_event = Table(
     Column("amount_cents", BigInteger, nullable=False),
     Column("admitted_on", Date),
     *provenance(),
+    Index("ix_card_event_delivery_day", "delivery_day"),
     CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
     CheckConstraint("occurred_hour BETWEEN 0 AND 23", name="hour"),
 )
