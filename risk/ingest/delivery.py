@@ -132,8 +132,8 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
     day_dir = Path(landing) / day
     if not day_dir.is_dir():
         raise InputError(f"找不到交付日目录 / delivery-day folder not found: {day_dir}")
-    checks.warm_up()
     files, warnings, extra = files_of_day(day_dir)
+    checks.warm_up(files)
     for w in warnings:
         log.warning("%s", w)
     ahead = {name: intake.take(day, BY_NAME[name]) if intake else None for name in files}
