@@ -195,36 +195,44 @@ def _python_values(col: pd.Series, kind: str) -> Iterable[Any]:
     return col.astype(object).where(col.notna(), None).tolist()
 
 
+CHUNK = 200_000  # rows turned into Python values or CSV text at a time: bounds the memory of a big file
+
+
 def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """sqlite3's executemany over the columns' Python values, dates in the text form SQLAlchemy's SQLite
     types store (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS.ffffff`): per-value type processing was the slowest part
     of loading."""
-    columns = [_python_values(frame[n], type(table.c[n].type).__name__) for n in frame.columns]
     names = ", ".join(f'"{c}"' for c in frame.columns)
     marks = ", ".join("?" for _ in frame.columns)
+    kinds = [type(table.c[n].type).__name__ for n in frame.columns]
     raw: Any = conn.connection.dbapi_connection  # sqlite3's own executemany takes the rows as a stream
     cursor = raw.cursor()
     try:
-        cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', zip(*columns, strict=False))
+        for start in range(0, len(frame), CHUNK):
+            part = frame.iloc[start:start + CHUNK]
+            columns = [_python_values(part[n], kind) for n, kind in zip(frame.columns, kinds, strict=True)]
+            cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', zip(*columns, strict=False))
     finally:
         cursor.close()
     return len(frame)
 
 
 def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
-    """COPY in CSV format, written by Arrow: text is quoted, so quotes, tabs, line breaks and backslashes
-    arrive as they were. Missing values are written empty and FORCE_NULL reads every empty field as NULL:
-    the warehouse keeps no empty strings (an empty delivered value is a missing one)."""
-    # one chunk per column: pyarrow's CSV writer garbles a column whose first chunk is empty (pandas
-    # leaves such chunks after a concat with an empty frame)
-    data = pa.Table.from_pandas(_arrow_ready(frame), preserve_index=False).combine_chunks()
-    buf = pa.BufferOutputStream()
-    pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    """COPY in CSV format, written by Arrow a slice at a time: text is quoted, so quotes, tabs, line breaks
+    and backslashes arrive as they were. Missing values are written empty and FORCE_NULL reads every empty
+    field as NULL: the warehouse keeps no empty strings (an empty delivered value is a missing one)."""
     raw: Any = conn.connection.dbapi_connection  # psycopg's connection: COPY is not in the DB-API
     cols = ", ".join(f'"{c}"' for c in frame.columns)
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({cols}))') as copy:
-            copy.write(buf.getvalue().to_pybytes())
+            for start in range(0, len(frame), CHUNK):
+                # one chunk per column: pyarrow's CSV writer garbles a column whose first chunk is empty
+                # (pandas leaves such chunks after a concat with an empty frame)
+                part = pa.Table.from_pandas(_arrow_ready(frame.iloc[start:start + CHUNK]),
+                                            preserve_index=False).combine_chunks()
+                buf = pa.BufferOutputStream()
+                pacsv.write_csv(part, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+                copy.write(buf.getvalue().to_pybytes())
     return len(frame)
 
 
@@ -252,12 +260,12 @@ def _arrow_ready(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _key_table(conn: Connection, name: str, keys: pd.Series) -> None:
-    """(PostgreSQL) a temporary one-column table `name` (k) holding the distinct `keys`, filled by COPY."""
+    """(PostgreSQL) a temporary one-column table `name` (k) holding `keys` (distinct), filled by COPY."""
     conn.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} (k VARCHAR(200) PRIMARY KEY)"))
     conn.execute(text(f"DELETE FROM {name}"))
-    unique = pa.chunked_array([pa.array(keys.astype("str"), from_pandas=True).unique()]).combine_chunks()
+    values = pa.chunked_array([pa.array(keys.astype("str"), from_pandas=True)]).combine_chunks()
     buf = pa.BufferOutputStream()
-    pacsv.write_csv(pa.table({"k": unique}), buf, pacsv.WriteOptions(include_header=False))
+    pacsv.write_csv(pa.table({"k": values}), buf, pacsv.WriteOptions(include_header=False))
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cur:
         with cur.copy(f"COPY {name} (k) FROM STDIN WITH (FORMAT csv)") as copy:
@@ -265,9 +273,9 @@ def _key_table(conn: Connection, name: str, keys: pd.Series) -> None:
 
 
 def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, columns: list[str]) -> pd.DataFrame:
-    """Rows of `table` whose `key` is among `keys`, with `columns`; keys as text. One join through the key's
-    index: on SQLite the keys go in as one JSON array (json_each), on PostgreSQL through a temporary table
-    filled by COPY."""
+    """Rows of `table` whose `key` is among `keys` (distinct), with `columns`; keys as text. One join through
+    the key's index: on SQLite the keys go in as JSON arrays (json_each), on PostgreSQL through a temporary
+    table filled by COPY."""
     if keys.empty:
         return pd.DataFrame({c: pd.Series(dtype="str" if c == key else object) for c in [key, *columns]})
     cols = ", ".join(f't."{c}"' for c in [key, *columns])
@@ -275,24 +283,28 @@ def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, colu
         _key_table(conn, "incoming_key", keys)
         rows = conn.execute(text(f'SELECT {cols} FROM "{table.name}" t JOIN incoming_key i ON t."{key}" = i.k')).all()
     else:
-        rows = conn.exec_driver_sql(
-            f'SELECT {cols} FROM "{table.name}" t WHERE t."{key}" IN (SELECT value FROM json_each(?))',
-            (_json_keys(keys),)).all()
+        wanted = pa.array(keys.astype("str"), from_pandas=True)
+        rows = []
+        for start in range(0, len(wanted), KEY_CHUNK):  # SQLite holds each chunk's JSON and IN list in memory
+            rows += conn.exec_driver_sql(
+                f'SELECT {cols} FROM "{table.name}" t WHERE t."{key}" IN (SELECT value FROM json_each(?))',
+                (json.dumps(wanted[start:start + KEY_CHUNK].to_pylist(), ensure_ascii=False),)).all()
     found = pd.DataFrame(rows, columns=[key, *columns])
     found[key] = found[key].astype("str")
     return found
 
 
-def _json_keys(keys: pd.Series) -> str:
-    return json.dumps(pa.array(keys.astype("str"), from_pandas=True).unique().to_pylist(), ensure_ascii=False)
+KEY_CHUNK = 100_000
 
 
 def delete_keys(conn: Connection, table: Table, key: str, keys: pd.Series) -> int:
-    """Delete the rows of `table` whose `key` is among `keys`, in one statement."""
+    """Delete the rows of `table` whose `key` is among `keys` (distinct)."""
     if keys.empty:
         return 0
     if is_postgres(conn):
         _key_table(conn, "doomed_key", keys)
         return conn.execute(text(f'DELETE FROM "{table.name}" WHERE "{key}" IN (SELECT k FROM doomed_key)')).rowcount
-    return conn.exec_driver_sql(f'DELETE FROM "{table.name}" WHERE "{key}" IN (SELECT value FROM json_each(?))',
-                                (_json_keys(keys),)).rowcount
+    doomed = pa.array(keys.astype("str"), from_pandas=True)
+    return sum(conn.exec_driver_sql(f'DELETE FROM "{table.name}" WHERE "{key}" IN (SELECT value FROM json_each(?))',
+                                    (json.dumps(doomed[start:start + KEY_CHUNK].to_pylist(), ensure_ascii=False),)
+                                    ).rowcount for start in range(0, len(doomed), KEY_CHUNK))

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Connection, Table, delete, select
 
 from risk.contract import BY_NAME, SOURCES
@@ -177,6 +178,7 @@ def _load_file(conn: Connection, checked: Checked) -> FileSummary:
         return s
     t_typed = time.monotonic()
     rows = typed_rows(source, checked.accepted, day, checked.label)
+    checked.accepted = None  # the checked frame is not needed any more: let a big file's memory go
     seen_before = conn.execute(select(delivery_file.c.source).where(
         (delivery_file.c.delivery_day == day) & (delivery_file.c.source == source.name))).first() is not None
     stored = store(conn, source, rows, seen_before=seen_before)
@@ -188,6 +190,7 @@ def _load_file(conn: Connection, checked: Checked) -> FileSummary:
     s.rejected = len(checked.rejections) + stored.conflicts
     s.seconds = round(sum(checked.seconds.values()) + time.monotonic() - started, 3)
     _record_file(conn, s, rejected_whole=False)
+    pa.default_memory_pool().release_unused()  # Arrow keeps freed memory for reuse; a big file's goes back
     return s
 
 

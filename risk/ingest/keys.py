@@ -98,7 +98,8 @@ def _canonical_text(values: pd.Series) -> list[str]:
 
 def among(values: pd.Series, pool) -> pd.Series:
     """`values.isin(pool)` by Arrow's hash kernel: pandas' isin on Arrow-backed text loops in Python."""
-    members = pa.array(pd.Series(pool, dtype="str"), from_pandas=True)
+    members = pa.array(pd.Series(list(pool) if isinstance(pool, set | frozenset) else pool, dtype="str"),
+                       from_pandas=True)
     found = pc.is_in(pa.array(values.astype("str"), from_pandas=True), value_set=members)
     return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index)
 
@@ -130,17 +131,20 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
         rows = rows.sort_values("source_line", kind="stable")
     rows = rows.reset_index(drop=True)
     repeat = rows.duplicated(key, keep="first")
-    versions, repeats = rows[~repeat], rows[repeat]
+    versions, repeats = (rows[~repeat], rows[repeat]) if repeat.any() else (rows, rows.iloc[0:0])
 
     touch = [c for c in TOUCH_COLUMNS if c in table.c and c != key]
     existing = keys_present(conn, table, key, versions[key], [*PROVENANCE, *touch])
+    # a key delivered once and never before simply stands; the others (contested) are decided by comparing
+    # every delivery of the key: append-only, the earliest stands; upsert, the latest day; in a file the first
+    # line. `standing` holds the contested keys only, which is all that is ever looked up in it.
+    contested = among(versions[key], set(existing[key]) | set(repeats[key]))
     compete = pd.concat([existing[[key, *PROVENANCE]].assign(_new=False),
-                         versions[[key, *PROVENANCE]].assign(_new=True)], ignore_index=True)
-    # append-only: the earliest delivery stands; upsert: the latest day; inside one file the first line
+                         versions.loc[contested, [key, *PROVENANCE]].assign(_new=True)], ignore_index=True)
     compete = compete.sort_values(["delivery_day", "source_line"], ascending=[append, True], kind="stable")
     standing = compete.drop_duplicates(key, keep="first").set_index(key)
-    is_new_fact = among(versions[key], standing.index[standing["_new"].astype(bool)])
-    new_facts = versions[is_new_fact]
+    is_new_fact = ~contested | among(versions[key], standing.index[standing["_new"].astype(bool)])
+    new_facts = versions if is_new_fact.all() else versions[is_new_fact]
     displaced = existing[among(existing[key], new_facts[key])]
     # a displaced row that will be judged by its content (any, for append-only sources; for upsert sources
     # one of the standing row's own day) is read whole before it goes
@@ -155,7 +159,7 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     result.loaded = len(new_facts)
 
     lost = pd.concat([versions[~is_new_fact], displaced], ignore_index=True)
-    firsts = versions.set_index(key)
+    firsts = versions.iloc[0:0].set_index(key)  # upsert: the first line of each repeated key in the file
     if not append:
         # a row of the standing row's own day lost to an earlier line of its file (a row admitted late):
         # it is a repeat inside that file, not an older version
@@ -166,9 +170,8 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
         # version from another day is simply superseded and needs no comparison
         if not repeats.empty:
             repeats = repeats.assign(row_hash=content_hash(source, repeats))
-            mine = firsts[firsts.index.isin(set(repeats[key]))]
-            firsts = firsts.join(pd.Series(content_hash(source, mine.reset_index()).to_numpy(), index=mine.index,
-                                           name="row_hash"))
+            mine = versions[among(versions[key], set(repeats[key]))]
+            firsts = mine.assign(row_hash=content_hash(source, mine)).set_index(key)
         repeat_kind = _judge(source, repeats, firsts, within_file=True)
     elif not lost.empty or not repeats.empty:
         # every row that meets another delivery of its key is compared with the standing row of that key

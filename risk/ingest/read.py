@@ -62,41 +62,52 @@ def files_of_day(day_dir: Path) -> tuple[dict[str, Path], list[str], list[tuple[
     return found, warnings, extra
 
 
-def _decode(path: Path) -> str:
+BOM = b"\xef\xbb\xbf"
+
+
+def _raw(path: Path) -> bytes:
+    """The file's bytes, decompressed, without a leading BOM; refused when it cannot be read or is binary."""
     try:
         raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise FileRejected(f"文件无法解压或读取 / cannot read or decompress the file: {e}") from None
     if b"\x00" in raw[:65536]:
         raise FileRejected("不是文本CSV文件（含二进制内容）/ not a CSV text file (binary content)")
+    return raw[len(BOM):] if raw.startswith(BOM) else raw
+
+
+def _decode(raw: bytes) -> str:
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise FileRejected(f"不是UTF-8编码（第{line}行）/ not UTF-8 encoded (line {line})") from None
-    return text.removeprefix("\ufeff")
 
 
-def _parse_fast(text: str) -> pd.DataFrame | None:
-    """pyarrow's reader when every record is one physical line; None when it does not fit.
+def _parse_fast(raw: bytes) -> pd.DataFrame | None:
+    """pyarrow's reader, straight from the bytes, when every record is one physical line; None when it
+    does not fit (or the text is not UTF-8: the careful reader then says where).
 
     Quoted values may hold line breaks and blank lines would be skipped: both would shift line numbers,
     so such files go to the careful reader, which counts lines itself.
     """
-    body = text.rstrip("\r\n")
-    if '"' in body or "\n\n" in body or "\n\r\n" in body:
+    end = len(raw)
+    while end and raw[end - 1] in b"\r\n":  # trailing line ends shift nothing
+        end -= 1
+    if raw.find(b'"', 0, end) >= 0 or raw.find(b"\n\n", 0, end) >= 0 or raw.find(b"\n\r\n", 0, end) >= 0:
         return None
-    header = body.split("\n", 1)[0].rstrip("\r").split(",")
+    first = raw.find(b"\n", 0, end)
     try:
+        header = raw[: first if first >= 0 else end].decode("utf-8").rstrip("\r").split(",")
         table = pacsv.read_csv(
-            io.BytesIO(body.encode("utf-8")),
+            pa.BufferReader(pa.py_buffer(raw)[:end]),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False, null_values=[],
             ),
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError):
         return None
     return table.to_pandas()
 
@@ -133,17 +144,17 @@ def _parse_careful(text: str) -> tuple[list[str], list[list[str]], list[int], li
 
 def read_file(source: Source, path: Path) -> ReadFile:
     """Read one delivered file of `source`; raise FileRejected when it cannot be read at all."""
-    text = _decode(path)
-    first_line = text.split("\n", 1)[0].strip("\r")
-    if not first_line.strip():
+    raw = _raw(path)
+    newline = raw.find(b"\n")
+    if not raw[: newline if newline >= 0 else len(raw)].strip():
         raise FileRejected("文件为空或第一行不是表头 / the file is empty or its first line is not a header")
-    frame = _parse_fast(text)
+    frame = _parse_fast(raw)
     bad: list[tuple[int, str]] = []
     if frame is not None:
         header = list(frame.columns)
         frame[LINE] = pd.RangeIndex(2, len(frame) + 2)
     else:
-        header, rows, lines, bad = _parse_careful(text)
+        header, rows, lines, bad = _parse_careful(_decode(raw))
         frame = pd.DataFrame(rows, columns=header, dtype="str") if rows else pd.DataFrame(columns=header, dtype="str")
         frame[LINE] = pd.array(lines, dtype="int64")
     header = [h.strip() for h in header]
