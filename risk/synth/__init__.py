@@ -16,18 +16,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from risk.synth import facts, tables
+from risk.synth import tables
 from risk.synth.lawful import plant_lawful, plant_outliers
 from risk.synth.master import master_data
+from risk.synth.months import WRITER, Months, Stream
 from risk.synth.people import background, finalize_ids
 from risk.synth.planted import plant_rules
 from risk.synth.quirks import Quirks
 from risk.synth.regions import build_regions, build_supervisors
+from risk.synth.render import Delivery, Texts
 from risk.synth.timeline import Calendar
 from risk.synth.world import World
-from risk.synth.writer import write_landing, write_truth
+from risk.synth.writer import Landing, write_truth
 
 __all__ = ["generate"]
 
@@ -66,34 +67,37 @@ def generate(out: str | Path, people: int = 5000, months: int = 12, seed: int = 
     say(f"population: {people} people in {len(regions.villages)} villages, {w.next_reserved} planted, "
         f"{len(w.outliers)} outliers")
 
-    pay = tables.payments(w)
-    background_cards = pd.concat([facts.card_events(rng, pop, cal, regions),
-                                  facts.certifications(rng, pop, cal, regions)], ignore_index=True)
-    cards = tables.card_events(w, background_cards)
-    cards["day"] = (cal.month0 + cards.file_month.to_numpy() + 1).astype("datetime64[D]")
+    year = Months(w)
     deaths = tables.deaths(w)
     jail = tables.incarcerations(w)
-    say(f"facts: {len(pay)} payments, {len(cards)} card events, {len(deaths)} death records, "
-        f"{len(jail)} custody records")
-
-    files: tables.Files = {}
-    tables.split(pay, tables.render_payments(w, pay), "payments", "payment_id", files)
-    tables.split(cards, tables.render_cards(w, cards, facts.county_codes(regions)), "card_events", "event_id",
-                 files)
+    files: tables.Files = {}  # the small sources, whole; payments and card events are streamed
     tables.split(deaths, tables.render_deaths(deaths), "deaths", "record_id", files)
     tables.split(jail, tables.render_jail(jail), "incarcerations", "record_id", files)
-    master_data(w, files, supervisors, cards)
+    master_data(w, files, supervisors, year.certs)
     quirks = Quirks(w, files)
-    quirks.payments(len(pay))
-    quirks.cards(len(cards))
     quirks.deaths(deaths, len(deaths))
     quirks.incarcerations(jail, len(jail))
-    say("rendered; writing the landing")
+    say(f"records: {len(deaths)} death records, {len(jail)} custody records; streaming the landing")
 
-    rejects, rows = write_landing(root, files, cal, rng, say)
+    landing = Landing(root, cal, year.stream(WRITER, 0))
+    texts = Texts.of(w)
+    streams = {"payments": Stream(year, texts, "payments"), "card_events": Stream(year, texts, "card_events")}
+    schedule = sorted({(d, s) for d, s in files}
+                      | {(str(cal.pay_day(m)), "payments") for m in range(cal.months)}
+                      | {(str(cal.card_day(m)), "card_events") for m in range(cal.months)})
+    for day in sorted({d for d, _ in schedule}):
+        written = []
+        for source in sorted(s for d, s in schedule if d == day):
+            if source in streams:
+                delivery = streams[source].file(int(cal.month_of(np.datetime64(day))) - (source == "card_events"))
+            else:
+                delivery = Delivery.of_frame(files.pop((day, source)))
+            written.append(landing.write(day, source, delivery))
+        say(f"{day}: " + ", ".join(written))
+    rejects, rows = landing.rejects, landing.rows
     summary = {
         "out": str(root), "people": people, "months": months, "seed": seed, "start": start,
-        "days": len({d for d, _ in files}),
+        "days": len({d for d, _ in schedule}),
         "rows": dict(sorted(rows.items())),
         "planted": dict(sorted(Counter(rule for rule, _ in w.alerts).items())),
         "lawful": dict(sorted(Counter(case for case, _i, _n in {(c, i, "") for c, i, _ in w.lawful}).items())),

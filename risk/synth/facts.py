@@ -1,17 +1,18 @@
 """Background facts, vectorised: monthly payments, card use, yearly certifications, deaths and the
-lump sums that follow them. Everything here is lawful by construction; planted.py adds the rest."""
+lump sums that follow them. Everything here is lawful by construction; planted.py adds the rest.
+Payments and card use are drawn one month at a time (months.py streams them)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from risk.contract import EVENT_TYPES
-from risk.synth.people import BENEFITS, EMP, NAT, Population
+from risk.contract import BENEFIT_TYPES, EVENT_TYPES
+from risk.synth.people import EMP, NAT, Population
 from risk.synth.regions import NIGHT_COUNTIES, OUTSIDE_COUNTIES, Regions
 from risk.synth.timeline import Calendar
 
 ET = {t: i for i, t in enumerate(EVENT_TYPES)}  # event type codes
-PAY_COLS = ["pi", "btype", "period", "cents", "paid_on", "account", "day", "order"]
+PAY_COLS = ["pi", "btype", "period", "cents", "paid_on", "holder", "order", "seq"]  # btype: BENEFIT_TYPES index
 CARD_COLS = ["pi", "ts", "etype", "county", "inst", "cents", "admitted", "utc", "file_month"]
 DEATH_COLS = ["pi", "form", "death", "source", "reported", "day"]
 JAIL_COLS = ["pi", "form", "sentence", "start", "end", "day"]
@@ -23,18 +24,9 @@ def county_codes(regions: Regions) -> list[str]:
     return [c + "000000" for c in regions.counties] + OUTSIDE_COUNTIES + NIGHT_COUNTIES
 
 
-def payments(pop: Population, cal: Calendar) -> pd.DataFrame:
-    """One payment per person and month from `first` to `last`, posted on the 10th."""
-    counts = np.maximum(pop.last - pop.first + 1, 0)
-    counts[pop.benefit < 0] = 0
-    pi = np.repeat(np.arange(pop.n), counts)
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    period = pop.first[pi] + (np.arange(len(pi)) - starts)
-    paid = (cal.month0 + period).astype("datetime64[D]") + 9
-    return pd.DataFrame({
-        "pi": pi, "btype": np.array(BENEFITS, dtype=object)[pop.benefit[pi]], "period": period,
-        "cents": pop.cents[pi], "paid_on": paid, "account": pop.account[pi], "day": paid, "order": 0,
-    })
+def paid_in(pop: Population, m: int) -> np.ndarray:
+    """Persons whose regular monthly payment for period m is due (from `first` to `last`)."""
+    return np.flatnonzero((pop.first <= m) & (m <= pop.last) & (pop.benefit >= 0))
 
 
 def lump_sums(rng: np.random.Generator, pop: Population, cal: Calendar) -> pd.DataFrame:
@@ -51,28 +43,28 @@ def lump_sums(rng: np.random.Generator, pop: Population, cal: Calendar) -> pd.Da
         if kind == "survivor_benefit":
             take &= pop.benefit[dead] == EMP
         who, m = dead[take], month[take]
-        paid = (cal.month0 + m).astype("datetime64[D]") + 9
         rows.append(pd.DataFrame({
-            "pi": who, "btype": kind, "period": m, "cents": rng.integers(lo, hi, len(who)) // 100 * 100,
-            "paid_on": paid, "account": pop.account[who], "day": paid, "order": 0,
+            "pi": who, "btype": BENEFIT_TYPES.index(kind), "period": m,
+            "cents": rng.integers(lo, hi, len(who)) // 100 * 100,
+            "paid_on": (cal.month0 + m).astype("datetime64[D]") + 9, "holder": who, "order": 0, "seq": -1,
         }))
     return pd.concat(rows, ignore_index=True)
 
 
-def card_events(rng: np.random.Generator, pop: Population, cal: Calendar, regions: Regions) -> pd.DataFrame:
-    """Everyday card use: daytime, mostly in the home county; cut at `card_until`."""
-    m_n = cal.months
-    rate = rng.gamma(2.0, 0.85, pop.n)
-    counts = rng.poisson(np.repeat(rate, m_n).reshape(pop.n, m_n))
-    month_idx = np.arange(m_n)
-    counts[month_idx[None, :] < pop.first[:, None]] = 0
-    flat = counts.ravel()
-    pi = np.repeat(np.repeat(np.arange(pop.n), m_n), flat)
-    month = np.repeat(np.tile(month_idx, pop.n), flat)
+def card_rate(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Each person's mean number of everyday card events a month."""
+    return rng.gamma(2.0, 0.85, n)
+
+
+def card_events(rng: np.random.Generator, pop: Population, cal: Calendar, regions: Regions, rate: np.ndarray,
+                m: int) -> pd.DataFrame:
+    """Everyday card use in month m: daytime, mostly in the home county; cut at `card_until`."""
+    counts = rng.poisson(rate)
+    counts[pop.first > m] = 0
+    pi = np.repeat(np.arange(pop.n), counts)
     n = len(pi)
-    month_first = (cal.month0 + month).astype("datetime64[D]")
-    days_in = ((cal.month0 + month + 1).astype("datetime64[D]") - month_first).astype(int)
-    day = month_first + (rng.random(n) * days_in).astype("timedelta64[D]")
+    month_first = cal.first(m)
+    day = month_first + (rng.random(n) * cal.days_in(m)).astype("timedelta64[D]")
     secs = (rng.uniform(7, 21.5, n) * 3600).astype(np.int64)
     ts = day.astype("datetime64[s]") + secs.astype("timedelta64[s]")
     etype = rng.choice([ET[t] for t in TYPE_P], size=n, p=list(TYPE_P.values())).astype(np.int8)
@@ -85,13 +77,13 @@ def card_events(rng: np.random.Generator, pop: Population, cal: Calendar, region
     inpatient = (etype == ET["medical"]) & (rng.random(n) < 0.04)
     cents = np.where(inpatient, np.round(rng.lognormal(8.0, 0.5, n) * 100).astype(np.int64), cents)
     admitted = np.where(inpatient, day - rng.integers(2, 20, n).astype("timedelta64[D]"), NAT)
-    frame = pd.DataFrame({
-        "pi": pi, "ts": ts, "etype": etype, "county": county,
-        "inst": institution(rng, county, etype), "cents": cents, "admitted": admitted,
-        "utc": False, "file_month": month,
-    })
     cut = pop.card_until[pi]
-    return frame[np.isnat(cut) | (day <= cut)]
+    keep = np.isnat(cut) | (day <= cut)
+    return pd.DataFrame({
+        "pi": pi[keep], "ts": ts[keep], "etype": etype[keep], "county": county[keep],
+        "inst": institution(rng, county, etype)[keep], "cents": cents[keep], "admitted": admitted[keep],
+        "utc": False, "file_month": m,
+    })
 
 
 def _event_amounts(rng: np.random.Generator, etype: np.ndarray) -> np.ndarray:

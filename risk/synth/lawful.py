@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from risk.synth.facts import county_codes
+from risk.synth.facts import ET, county_codes, institution
 from risk.synth.people import EMP, INJURY, RES, UNEMP, amounts_for
 from risk.synth.planted import _account_group, keep_certified
 from risk.synth.regions import NIGHT_COUNTIES
@@ -56,23 +56,24 @@ def plant_lawful(w: World) -> None:
     _certification(w)
 
 
-def _dies(w: World, case: str, dm: int, day: tuple[int, int]) -> tuple[int, np.datetime64]:
+def _dies(w: World, case: str, dm: int, day: tuple[int, int]) -> tuple[int, np.datetime64, list[int]]:
+    """A pensioner who dies in month dm; returns the person, the death date and their death rows."""
     i = w.pension(f"lawful/{case}")
     death = w.cal.day(dm, w.randint(*day))
-    w.die(i, death, w.quick_reports(death, lag=(3, 40)))
-    return i, death
+    rows = w.die(i, death, w.quick_reports(death, lag=(3, 40)))
+    return i, death, rows
 
 
 def _deaths(w: World) -> None:
     cal, m_n = w.cal, w.cal.months
     end = cal.end
     for _ in range(w.per_variant()):
-        i, death = _dies(w, "death_month_paid", w.randint(0, m_n - 2), (2, 8))
+        i, death, _ = _dies(w, "death_month_paid", w.randint(0, m_n - 2), (2, 8))
         w.lawful_case("death_month_paid", i, f"deceased_payment: died {death}, the month's pension "
                       "posted on the 10th after death")
     for _ in range(w.per_variant()):
         dm = w.randint(0, m_n - 3)
-        i, death = _dies(w, "lump_sums_after_death", dm, (2, 25))
+        i, death, _ = _dies(w, "lump_sums_after_death", dm, (2, 25))
         w.pay(i, "funeral_grant", dm + 1, w.randint(20, 80) * 10000)
         w.pay(i, "survivor_benefit", dm + 1, w.randint(100, 500) * 10000)
         w.pay(i, "account_inheritance", dm + 2, w.randint(1000, 200000))
@@ -80,7 +81,7 @@ def _deaths(w: World) -> None:
                       "account inheritance for periods after death")
     for _ in range(w.per_variant()):
         dm = w.randint(1, m_n - 2)
-        i, death = _dies(w, "arrears_after_death", dm, (12, 25))
+        i, death, _ = _dies(w, "arrears_after_death", dm, (12, 25))
         kind, cents = ("resident_pension", "employee_pension")[int(w.pop.benefit[i])], int(w.pop.cents[i])
         for m in (dm - 1, dm):
             w.skips.add((i, m))
@@ -89,18 +90,17 @@ def _deaths(w: World) -> None:
                       "the month of death posted after death")
     for _ in range(w.per_variant()):
         dm = w.randint(min(2, m_n - 3), m_n - 3)
-        i, death = _dies(w, "conflicting_death_record_rejected", dm, (5, 25))
-        row = next(k for k, r in enumerate(w.death_rows) if r["pi"] == i)
-        w.death_conflicts.append((row, death - w.randint(50, 70)))
+        i, death, rows = _dies(w, "conflicting_death_record_rejected", dm, (5, 25))
+        w.death_conflicts.append((rows[0], death - w.randint(50, 70)))
         w.lawful_case("conflicting_death_record_rejected", i, "deceased_payment: the same death record "
                       "re-delivered later with an earlier date is a conflict, rejected; the first stands")
     for _ in range(w.per_variant()):
-        i, death = _dies(w, "withdrawal_after_death", w.randint(0, m_n - 2), (3, 25))
+        i, death, _ = _dies(w, "withdrawal_after_death", w.randint(0, m_n - 2), (3, 25))
         for _k in range(w.randint(1, 3)):
             w.event(i, w.at(min(death + w.randint(1, 45), end)), "withdrawal", w.randint(1, 10) * 10000)
         w.lawful_case("withdrawal_after_death", i, "card_after_death: heirs withdrawing after death")
     for _ in range(w.per_variant()):
-        i, death = _dies(w, "inpatient_admitted_before_death", w.randint(0, m_n - 2), (5, 20))
+        i, death, _ = _dies(w, "inpatient_admitted_before_death", w.randint(0, m_n - 2), (5, 20))
         w.event(i, w.at(min(death + w.randint(1, 20), end)), "medical", w.randint(200000, 900000),
                 admitted=death - w.randint(3, 15))
         w.event(i, w.at(min(death + w.randint(1, 20), end)), "medical", w.randint(50000, 300000),
@@ -108,13 +108,13 @@ def _deaths(w: World) -> None:
         w.lawful_case("inpatient_admitted_before_death", i, "card_after_death: inpatient settlements after "
                       "death, admitted on or before the death date")
     for _ in range(w.per_variant()):
-        i, death = _dies(w, "events_on_death_day", w.randint(0, m_n - 2), (3, 25))
+        i, death, _ = _dies(w, "events_on_death_day", w.randint(0, m_n - 2), (3, 25))
         w.event(i, w.at(death, hour=9.5), "pharmacy", w.randint(1000, 20000))
         w.event(i, w.at(death, hour=23.5), "medical", w.randint(5000, 90000), utc=True)  # 15:30 UTC
         w.lawful_case("events_on_death_day", i, "card_after_death: events on the day of death (one "
                       "written in UTC, 23:30 Beijing)")
     for _ in range(w.per_variant()):
-        i, death = _dies(w, "other_event_after_death", w.randint(0, m_n - 2), (3, 25))
+        i, death, _ = _dies(w, "other_event_after_death", w.randint(0, m_n - 2), (3, 25))
         w.event(i, w.at(min(death + w.randint(1, 30), end)), "other", w.randint(500, 5000))
         w.lawful_case("other_event_after_death", i, "card_after_death: an 'other' event is not a flagged type")
 
@@ -232,7 +232,7 @@ def _certification(w: World) -> None:
         again = cal.first(e + 1) + 4
         w.event(i, w.at(again), "certification", 0)
         keep_certified(w, i, again)
-        certs = [c0] + [np.datetime64(r["ts"], "D") for r in w.card_rows if r["pi"] == i]
+        certs = [c0] + w.event_days(i)
         assert w.overdue_cents(i, certs) == 0
         w.lawful_case("certified_exactly_12_months_before", i, f"certification_overdue: certified {c0}; "
                       f"period {cal.period(e)} ends exactly 12 months later (not more)")
@@ -243,38 +243,43 @@ def _certification(w: World) -> None:
             i = w.pension("lawful/recertification_redelivered", c0=c0, cert_events=False)
             w.recipient_updates.append((r, i, {"last_certified_on": again}))
             keep_certified(w, i, again)
-            events = [np.datetime64(x["ts"], "D") for x in w.card_rows if x["pi"] == i]
+            events = w.event_days(i)
             assert w.overdue_cents(i, [again] + events) == 0 and w.overdue_cents(i, [c0] + events) > 0
             w.lawful_case("recertification_redelivered", i, f"certification_overdue: certified {again}, "
                           f"recorded in the recipients re-delivered on {cal.first(r)} (upsert: it stands)")
 
 
 def plant_outliers(w: World) -> None:
-    """About 0.3% of people behave unusually without breaking a rule."""
+    """About 0.3% of people behave unusually without breaking a rule (their events drawn in bulk)."""
     p, cal, rng, m_n = w.pop, w.cal, w.rng, w.cal.months
     cand = np.flatnonzero(~p.planted & (np.arange(p.n) < p.reserved_from) & np.isnat(p.death)
                           & (p.first == 0) & (p.last == m_n - 1) & (p.spouse < 0))
     n = max(3, int(round(0.003 * p.n)))
-    night = len(county_codes(w.regions)) - len(NIGHT_COUNTIES)
-    recent = range(max(0, m_n - 3), m_n)
-    for k, i in enumerate(rng.choice(cand, n, replace=False)):
-        i = int(i)
-        kind = ("night_far_from_home", "pharmacy_burst", "inflated_amount")[k % 3]
-        if kind == "night_far_from_home":
-            for m in recent:
-                for _ in range(w.randint(8, 15)):
-                    day = cal.day(m, w.randint(1, cal.days_in(m)))
-                    etype = str(rng.choice(["pharmacy", "other", "medical", "withdrawal"]))
-                    cents = w.randint(20, 100) * 10000 if etype == "withdrawal" else w.randint(2000, 60000)
-                    w.event(i, w.at(day, hour=float(rng.uniform(0, 4.99))), etype, cents,
-                            county=night + w.randint(0, len(NIGHT_COUNTIES) - 1))
-        elif kind == "pharmacy_burst":
-            county = int(w.regions.village_county[p.village[i]])
-            inst = county * 10000 + 1000 + w.randint(0, 79)
-            for m in recent:
-                for _ in range(w.randint(30, 40)):
-                    day = cal.day(m, w.randint(1, cal.days_in(m)))
-                    w.event(i, w.at(day), "pharmacy", w.randint(3000, 30000), inst=inst)
-        else:
-            p.cents[i] *= 5
-        w.outliers.append((i, kind))
+    chosen = rng.choice(cand, n, replace=False)
+    night, burst, inflated = chosen[0::3], chosen[1::3], chosen[2::3]
+    night_county = len(county_codes(w.regions)) - len(NIGHT_COUNTIES)
+    home = w.regions.village_county[p.village[burst]]
+    pharmacy = home * 10000 + 1000 + rng.integers(0, 80, len(burst))  # each one's pharmacy
+    et = {t: ET[t] for t in ("pharmacy", "other", "medical", "withdrawal")}
+    for m in range(max(0, m_n - 3), m_n):
+        who = np.repeat(night, rng.integers(8, 16, len(night)))
+        k = len(who)
+        etype = np.array(list(et.values()), dtype=np.int8)[rng.integers(0, len(et), k)]
+        cents = np.where(etype == et["withdrawal"], rng.integers(20, 101, k) * 10000, rng.integers(2000, 60001, k))
+        county = night_county + rng.integers(0, len(NIGHT_COUNTIES), k)
+        w.events(who, _times(rng, cal.first(m), cal.days_in(m), k, (0, 4.99)), etype, cents, county,
+                 institution(rng, county, etype))
+        reps = rng.integers(30, 41, len(burst))
+        who, k = np.repeat(burst, reps), int(reps.sum())
+        w.events(who, _times(rng, cal.first(m), cal.days_in(m), k, (8, 20)), np.full(k, et["pharmacy"], np.int8),
+                 rng.integers(3000, 30001, k), np.repeat(home, reps), np.repeat(pharmacy, reps))
+    p.cents[inflated] *= 5
+    for people, kind in ((night, "night_far_from_home"), (burst, "pharmacy_burst"), (inflated, "inflated_amount")):
+        w.outliers += [(int(i), kind) for i in people]
+
+
+def _times(rng: np.random.Generator, first: np.datetime64, days: int, n: int, hours: tuple[float, float]
+           ) -> np.ndarray:
+    """n Beijing times in a month of `days` days from `first`, between the given hours."""
+    day = first + rng.integers(0, days, n).astype("timedelta64[D]")
+    return day.astype("datetime64[s]") + (rng.uniform(*hours, n) * 3600).astype(np.int64).astype("timedelta64[s]")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from risk.synth.facts import ET
 from risk.synth.names import village_stem
 from risk.synth.quirks import add
 from risk.synth.tables import Files, dates, render_recipients
@@ -21,7 +20,9 @@ def _meta(df: pd.DataFrame, key: str) -> pd.DataFrame:
     return df
 
 
-def master_data(w: World, files: Files, supervisors: pd.DataFrame, cards: pd.DataFrame) -> None:
+def master_data(w: World, files: Files, supervisors: pd.DataFrame, certs: pd.DataFrame) -> None:
+    """certs: the background certification events (pi, ts, file_month); the bureau records some of
+    the first month's in a recipients re-delivery."""
     cal, p = w.cal, w.pop
     d0 = iso(cal.first_day)
     files[(d0, "regions")] = _meta(w.regions.table, "code")
@@ -31,7 +32,7 @@ def master_data(w: World, files: Files, supervisors: pd.DataFrame, cards: pd.Dat
     if not months:
         return
     new_village = _regions_update(w, files, iso(cal.first(months[0])), supervisors)
-    _recipients(w, files, months, cards, new_village)
+    _recipients(w, files, months, certs, new_village)
 
 
 def _regions_update(w: World, files: Files, day: str, supervisors: pd.DataFrame) -> str:
@@ -66,7 +67,7 @@ def _regions_update(w: World, files: Files, day: str, supervisors: pd.DataFrame)
     return new_code
 
 
-def _recipients(w: World, files: Files, months: list[int], cards: pd.DataFrame, new_village: str) -> None:
+def _recipients(w: World, files: Files, months: list[int], certs: pd.DataFrame, new_village: str) -> None:
     cal, p, rng = w.cal, w.pop, w.rng
     outliers = [i for i, _ in w.outliers]
     clean = ~p.planted & np.isnat(p.death) & (p.spouse < 0) & ~np.isin(np.arange(p.n), outliers)
@@ -74,8 +75,7 @@ def _recipients(w: World, files: Files, months: list[int], cards: pd.DataFrame, 
     k = max(2, int(round(p.n * 0.002)))
     county = p.county_of(w.regions)
     villages_by_county = {c: np.flatnonzero(w.regions.village_county == c) for c in np.unique(county)}
-    cert0 = cards[(cards.etype == ET["certification"]) & (cards.file_month == 0)]
-    cert0 = cert0.drop_duplicates("pi").set_index("pi").ts
+    cert0 = certs[certs.file_month == 0].sort_values(["pi", "ts"]).drop_duplicates("pi").set_index("pi").ts
     broken = ["unknown village", "gender disagrees with ID", "birth date disagrees with ID", "card_no shape"]
     for n, r in enumerate(months):
         day = iso(cal.first(r))
@@ -95,7 +95,8 @@ def _recipients(w: World, files: Files, months: list[int], cards: pd.DataFrame, 
             overrides[int(i)] = {"phone": "139" + f"{int(rng.integers(0, 10**8)):08d}"}
         chosen = list(movers) + list(phones) + list(same)
         if n == 0:  # the bureau records certifications of the first month
-            cands = np.array([i for i in cert0.index if clean[i] and not used[i] and i not in set(chosen)
+            taken = set(chosen)
+            cands = np.array([i for i in cert0.index if clean[i] and not used[i] and i not in taken
                               and p.recip_month[i] < r])
             for i in rng.permutation(cands)[:k] if len(cands) else []:
                 overrides[int(i)] = {"last_certified_on": dates(np.array([cert0[i]]).astype("datetime64[D]"))[0]}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from risk.identity import CHECK_CHARS, WEIGHTS
 from risk.synth.names import person_names
@@ -114,16 +116,29 @@ def background(rng: np.random.Generator, n: int, cal: Calendar, regions: Regions
 def _accounts(rng: np.random.Generator, n: int) -> np.ndarray:
     hi = rng.integers(10**7, 10**8, n)
     lo = rng.integers(0, 10**8, n)
-    return np.array([f"6217{a:07d}{b:08d}" for a, b in zip(hi % 10**7, lo, strict=True)], dtype=object)
+    digits = pc.utf8_lpad(pc.cast(pa.array((hi % 10**7) * 10**8 + lo), pa.string()), 15, "0")
+    return pc.binary_join_element_wise("6217", digits, "").to_numpy(zero_copy_only=False)
 
 
 def _cards(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unique card numbers: a letter and 8 digits (numbers that collide are drawn again)."""
     letters = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ"))
-    while True:
-        cards = np.char.add(letters[rng.integers(0, len(letters), n)],
-                            np.char.zfill(rng.integers(0, 10**8, n).astype(str), 8)).astype(object)
-        if len(set(cards)) == n:
-            return cards
+    code = rng.integers(0, len(letters) * 10**8, n)
+    for _ in range(50):
+        again = repeats(code)
+        if not len(again):
+            break
+        code[again] = rng.integers(0, len(letters) * 10**8, len(again))
+    assert not len(repeats(code)), "could not make unique card numbers"
+    return np.char.add(letters[code // 10**8], np.char.zfill((code % 10**8).astype(str), 8)).astype(object)
+
+
+def repeats(values: np.ndarray, keep_first: np.ndarray | None = None) -> np.ndarray:
+    """Indices of all but one of each group of equal values (the one kept is, where given, one
+    that `keep_first` marks)."""
+    order = np.argsort(values, kind="stable") if keep_first is None else np.lexsort((~keep_first, values))
+    ordered = values[order]
+    return order[1:][ordered[1:] == ordered[:-1]]
 
 
 def _phones(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -171,28 +186,39 @@ def _natural_deaths(rng: np.random.Generator, pop: Population, cal: Calendar) ->
 
 
 def finalize_ids(rng: np.random.Generator, pop: Population) -> None:
-    """Valid, unique 18-digit IDs agreeing with gender and birth date; names."""
-    ymd = np.array([str(d).replace("-", "") for d in pop.birth], dtype=object)
-    head = pop.addr + ymd
-    seq = rng.integers(0, 500, pop.n) * 2 + pop.male.astype(int)  # odd 17th digit = man
-    ids = _with_check(head, seq)
+    """Valid, unique 18-digit IDs agreeing with gender and birth date; names. The first 17 digits
+    are kept as one integer (address, birth date, sequence), so uniqueness is an integer sort."""
+    birth = pop.birth.astype("datetime64[D]")
+    month = birth.astype("datetime64[M]")
+    ymd = ((birth.astype("datetime64[Y]").astype(np.int64) + 1970) * 10000
+           + (month.astype(np.int64) % 12 + 1) * 100 + (birth - month.astype("datetime64[D]")).astype(np.int64) + 1)
+    head = pop.addr.astype(np.int64) * 10**8 + ymd  # 14 digits
+    male = pop.male.astype(np.int64)
+    seq = rng.integers(0, 500, pop.n) * 2 + male  # odd 17th digit = man
     for i in np.flatnonzero(pop.need_x):
-        for s in range(int(pop.male[i]), 1000, 2):
-            cand = _with_check(np.array([head[i]]), np.array([s]))[0]
-            if cand.endswith("X"):
-                ids[i], seq[i] = cand, s
-                break
-    for _ in range(50):
-        _, first_idx = np.unique(ids, return_index=True)
-        dup = np.setdiff1d(np.arange(pop.n), first_idx)
-        dup = dup[~pop.need_x[dup]]
+        options = np.arange(male[i], 1000, 2)
+        seq[i] = options[np.flatnonzero(_check(head[i] * 1000 + options) == "X")[0]]
+    for _ in range(50):  # equal IDs draw their sequence again; one that must end in X keeps it
+        dup = repeats(head * 1000 + seq, keep_first=pop.need_x)
         if len(dup) == 0:
             break
-        seq[dup] = rng.integers(0, 500, len(dup)) * 2 + pop.male[dup].astype(int)
-        ids[dup] = _with_check(head[dup], seq[dup])
-    assert len(set(ids)) == pop.n, "could not make unique IDs"
-    pop.pid = ids
+        assert not pop.need_x[dup].any(), "two IDs that must end in X are equal"
+        seq[dup] = rng.integers(0, 500, len(dup)) * 2 + male[dup]
+    first17 = head * 1000 + seq
+    assert not len(repeats(first17)), "could not make unique IDs"
+    text = pc.binary_join_element_wise(pc.cast(pa.array(first17), pa.string()), pa.array(_check(first17)), "")
+    pop.pid = text.to_numpy(zero_copy_only=False)
     pop.name = person_names(rng, pop.male)
+
+
+def _check(first17: np.ndarray) -> np.ndarray:
+    """The check character of 17-digit numbers (GB 11643)."""
+    total = np.zeros(len(first17), dtype=np.int64)
+    rest = first17.copy()
+    for weight in reversed(WEIGHTS):
+        total += (rest % 10) * weight
+        rest //= 10
+    return np.array(list(CHECK_CHARS))[total % 11]
 
 
 def _with_check(head: np.ndarray, seq: np.ndarray) -> np.ndarray:

@@ -214,7 +214,7 @@ def _account_group(w: World, tag: str, ranges: list[tuple[int, int]]) -> list[in
     for a, b in ranges:
         i = w.pension(tag)
         for m in range(a, b + 1):
-            w.redirects[(i, m)] = account
+            w.redirects[(i, m)] = owner
         members.append(i)
     for i, cents in truth.shared(w, members, account).items():
         if cents:
@@ -255,7 +255,7 @@ def certification_overdue(w: World) -> None:
         again = cal.day(w.randint(min(3, m_n - 1), m_n - 1), w.randint(5, 20))
         w.event(i, w.at(again), "certification", 0)
         keep_certified(w, i, again)
-        certs = [c0, again] + [np.datetime64(r["ts"], "D") for r in w.card_rows if r["pi"] == i]
+        certs = [c0, again] + w.event_days(i)
         w.alert("certification_overdue", i, w.overdue_cents(i, certs))
     for _ in range(w.per_variant(0.5)):  # one day short of the edge: exactly one month flagged
         e = w.edge_month()
@@ -264,7 +264,7 @@ def certification_overdue(w: World) -> None:
         again = cal.first(e + 1) + 4
         w.event(i, w.at(again), "certification", 0)
         keep_certified(w, i, again)
-        certs = [c0] + [np.datetime64(r["ts"], "D") for r in w.card_rows if r["pi"] == i]
+        certs = [c0] + w.event_days(i)
         w.alert("certification_overdue", i, w.overdue_cents(i, certs))
     if cal.recipient_months():
         r = cal.recipient_months()[0]

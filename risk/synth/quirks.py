@@ -1,17 +1,22 @@
 """What real deliveries look like besides the facts: exact re-deliveries (across days and inside one
-file: skipped, not rejected), conflicts (a key re-delivered with other content: rejected), rows that
-break the contract (rejected), and the re-delivered master data (upserts)."""
+file: skipped, not rejected), conflicts (a key re-delivered with other content: rejected) and rows
+that break the contract (rejected). Deaths and custody records get theirs whole (`Quirks`); payments
+and card events month by month as they are streamed (`MonthQuirks`)."""
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from risk.contract import BY_NAME
 from risk.identity import check_char
+from risk.synth.render import TEXT, Delivery
 from risk.synth.tables import Files, keys
-from risk.synth.timeline import iso
+from risk.synth.timeline import Calendar, iso
 from risk.synth.world import World
 
 
@@ -37,96 +42,35 @@ def add(w: World, files: Files, day: str, source: str, rows: pd.DataFrame, rejec
     files[(day, source)] = insert(files.get((day, source), empty(source)), rows, w.rng)
 
 
+def clean_people(w: World) -> np.ndarray:
+    """Who may lend a row to copy: neither planted, dead nor an outlier."""
+    p = w.pop
+    outliers = np.zeros(p.n, dtype=bool)
+    outliers[[i for i, _ in w.outliers]] = True
+    return ~p.planted & np.isnat(p.death) & ~outliers
+
+
 def wrong_check(pid: str) -> str:
     right = check_char(pid[:17])
     return pid[:17] + ("1" if right != "1" else "2")
 
 
 class Quirks:
-    """Adds re-deliveries, conflicts and broken rows to the rendered files."""
+    """Adds re-deliveries, conflicts and broken rows to the rendered files of deaths and custody."""
 
     def __init__(self, w: World, files: Files):
         self.w, self.files, self.rng = w, files, w.rng
-        p = w.pop
-        self.index = {pid: i for i, pid in enumerate(p.pid)}
-        out = {i for i, _ in w.outliers}
-        self.clean = ~p.planted & np.isnat(p.death) & ~np.isin(np.arange(p.n), list(out))
-        self.clean_pids = set(p.pid[self.clean])
-        self.counters = {"payments": 0, "card_events": 0, "deaths": 0, "incarcerations": 0}
+        self.clean = clean_people(w)
+        self.counters = {"deaths": 0, "incarcerations": 0}
 
     def file(self, day: np.datetime64 | str, source: str) -> pd.DataFrame:
         return self.files.get((iso(day) if not isinstance(day, str) else day, source), empty(source))
 
-    def template(self, day: np.datetime64, source: str, k: int = 1) -> pd.DataFrame:
-        """k good rows of clean people from a file (sampled: files can be large)."""
-        df = self.file(day, source)
-        rows = self.rng.permutation(len(df))[: 50 * k + 200]
-        pids, rejected = df.person_id.to_numpy()[rows], df._reject.to_numpy()[rows]
-        ok = [r for r, pid, bad in zip(rows, pids, rejected, strict=True) if pid in self.clean_pids and not bad]
-        assert len(ok) >= k, f"no clean rows to copy in {source} of {day}"
-        return df.iloc[ok[:k]].reset_index(drop=True)
-
     def fresh(self, source: str, n: int, start: int) -> np.ndarray:
-        prefix, width = {"payments": ("P", 9), "card_events": ("E", 10), "deaths": ("D", 7),
-                         "incarcerations": ("J", 7)}[source]
+        prefix, width = {"deaths": ("D", 7), "incarcerations": ("J", 7)}[source]
         base = start + self.counters[source] + 1
         self.counters[source] += n
         return keys(prefix, base, n, width)
-
-    # ---- payments and card events ---------------------------------------------------------------
-    def facts(self, source: str, n_keys: int, broken: list[tuple[str, str, object]], day_of) -> None:
-        """Re-deliver rows of month 0 on the next delivery, duplicate two rows inside one file,
-        re-deliver a key with other content two months later, and add broken rows."""
-        w, m_n = self.w, self.w.cal.months
-        k = max(2, w.per_variant(0.5))
-        again = self.template(day_of(0), source, k)
-        add(w, self.files, iso(day_of(1)), source, again)
-        mid = m_n // 2
-        twice = self.template(day_of(mid), source, 2)
-        add(w, self.files, iso(day_of(mid)), source, twice)
-        if source == "payments":
-            for pid in list(again.person_id) + list(twice.person_id):
-                w.lawful_case("redelivered_payment", self.index[pid], "duplicate_payment: the same payment_id "
-                              "delivered again (a later day, or twice in one file) is one payment")
-        conflict = self.template(day_of(1), source, 1)
-        conflict["amount"] = conflict.amount.map(lambda a: f"{float(a) + 100:.2f}")
-        add(w, self.files, iso(day_of(3)), source, conflict, reject=True)
-        if source == "payments":
-            w.lawful_case("conflicting_payment_rejected", self.index[conflict.person_id[0]],
-                          "duplicate_payment: a payment_id re-delivered with another amount is a conflict, "
-                          "rejected; the first stands")
-        for n, (_reason, column, value) in enumerate(broken):
-            m = 1 + n % (m_n - 1)
-            row = self.template(day_of(m), source, 1)
-            row[BY_NAME[source].key] = self.fresh(source, 1, n_keys)
-            row[column] = value(row[column][0], m) if callable(value) else value
-            add(w, self.files, iso(day_of(m)), source, row, reject=True)
-
-    def payments(self, n_keys: int) -> None:
-        year = lambda m: str(self.w.cal.month(m))[:4]  # noqa: E731
-        self.facts("payments", n_keys, [
-            ("bad ID check character", "person_id", lambda v, m: wrong_check(v)),
-            ("negative amount", "amount", lambda v, m: "-" + v),
-            ("empty required field", "bank_account", ""),
-            ("unknown benefit type", "benefit_type", "pension"),
-            ("impossible date", "paid_on", lambda v, m: f"{year(m)}-02-30"),
-            ("period not YYYY-MM", "period", lambda v, m: v.replace("-", "/")),
-            ("three decimals", "amount", lambda v, m: v + "5"),
-            ("amount not > 0", "amount", "0.00"),
-        ], self.w.cal.pay_day)
-        w = self.w
-        m = min(1, w.cal.months - 1)
-        df = self.files[(iso(w.cal.pay_day(m)), "payments")]
-        df["remark"] = np.where(self.rng.random(len(df)) < 0.01, "补发", "")  # unknown column: ignored
-
-    def cards(self, n_keys: int) -> None:
-        self.facts("card_events", n_keys, [
-            ("timestamp not ISO 8601", "occurred_at", "yesterday"),
-            ("unknown event type", "event_type", "atm"),
-            ("negative amount", "amount", lambda v, m: "-" + (v if Decimal(v) else "1.00")),
-            ("timestamp without offset", "occurred_at", lambda v, m: v[:19]),
-            ("county code not 12 digits", "county_code", lambda v, m: v[:8]),
-        ], self.w.cal.card_day)
 
     # ---- deaths and custody -----------------------------------------------------------------------
     def later_day(self, day: str) -> np.datetime64 | None:
@@ -209,3 +153,113 @@ class Quirks:
             else:
                 row["start_date"] = ""
             add(w, self.files, iso(cal.first(m) + 14), "incarcerations", row, reject=True)
+
+
+# ---- payments and card events (streamed) ----------------------------------------------------------
+Broken = list[tuple[str, str, object]]  # (reason, column, value or function(value, month))
+
+
+def broken_payments(cal: Calendar) -> Broken:
+    year = lambda m: str(cal.month(m))[:4]  # noqa: E731
+    return [
+        ("bad ID check character", "person_id", lambda v, m: wrong_check(v)),
+        ("negative amount", "amount", lambda v, m: "-" + v),
+        ("empty required field", "bank_account", ""),
+        ("unknown benefit type", "benefit_type", "pension"),
+        ("impossible date", "paid_on", lambda v, m: f"{year(m)}-02-30"),
+        ("period not YYYY-MM", "period", lambda v, m: v.replace("-", "/")),
+        ("three decimals", "amount", lambda v, m: v + "5"),
+        ("amount not > 0", "amount", "0.00"),
+    ]
+
+
+BROKEN_CARDS: Broken = [
+    ("timestamp not ISO 8601", "occurred_at", "yesterday"),
+    ("unknown event type", "event_type", "atm"),
+    ("negative amount", "amount", lambda v, m: "-" + (v if Decimal(v) else "1.00")),
+    ("timestamp without offset", "occurred_at", lambda v, m: v[:19]),
+    ("county code not 12 digits", "county_code", lambda v, m: v[:8]),
+]
+
+
+class MonthQuirks:
+    """The quirks of a streamed source, decided while month m's file is made: rows of month 0
+    re-delivered with month 1, two rows twice in the middle month's file (both skipped, not
+    rejected), a row of month 1 re-delivered in month 3 with another amount (a conflict), broken
+    rows, and for payments an unknown extra column. The rows copied are clean people's, taken from
+    the month's own rows, so no other month needs to be in memory."""
+
+    def __init__(self, w: World, source: str, broken: Broken):
+        self.w, self.source, self.broken = w, source, broken
+        self.key = BY_NAME[source].key
+        self.clean = clean_people(w)
+        self.later: defaultdict[int, list[tuple[pa.Table, bool]]] = defaultdict(list)  # month -> rows
+
+    def apply(self, m: int, pi: np.ndarray, table: pa.Table, fresh: Callable[[int], pa.Array],
+              rng: np.random.Generator) -> Delivery:
+        """Month m's file: `table` (rendered rows of persons `pi`) with the quirks of month m."""
+        w, m_n = self.w, self.w.cal.months
+        candidates = np.flatnonzero(self.clean[pi])
+
+        def copy(n: int) -> np.ndarray:
+            assert len(candidates) >= n, f"no clean rows to copy in {self.source} of month {m}"
+            return np.sort(rng.choice(candidates, n, replace=False))
+
+        extra: list[tuple[pa.Table, bool]] = []
+        if m == 0:
+            again = copy(max(2, w.per_variant(0.5)))
+            self.later[1].append((table.take(again), False))
+            self._lawful_redelivery(pi[again])
+        if m == m_n // 2:
+            twice = copy(2)
+            extra.append((table.take(twice), False))
+            self._lawful_redelivery(pi[twice])
+        if m == 1:
+            row = copy(1)
+            self.later[3].append((_changed(table.take(row), "amount",
+                                           lambda a, _m: f"{Decimal(a) + 100:.2f}", m), True))
+            if self.source == "payments":
+                w.lawful_case("conflicting_payment_rejected", int(pi[row[0]]), "duplicate_payment: a payment_id "
+                              "re-delivered with another amount is a conflict, rejected; the first stands")
+        for n, (_reason, column, value) in enumerate(self.broken):
+            if 1 + n % (m_n - 1) == m:
+                row = _changed(table.take(copy(1)), self.key, lambda _v, _m: fresh(1)[0].as_py(), m)
+                extra.append((_changed(row, column, value, m), True))
+        table, reject = splice(table, extra + self.later.pop(m, []), rng)
+        if self.source == "payments" and m == min(1, m_n - 1):  # an unknown column: ignored
+            remark = np.where(rng.random(table.num_rows) < 0.01, "补发", "")
+            table = table.append_column("remark", pa.array(remark, TEXT))
+        return Delivery(table, reject)
+
+    def _lawful_redelivery(self, people: np.ndarray) -> None:
+        if self.source == "payments":
+            for i in people:
+                self.w.lawful_case("redelivered_payment", int(i), "duplicate_payment: the same payment_id "
+                                   "delivered again (a later day, or twice in one file) is one payment")
+
+
+def _changed(rows: pa.Table, column: str, value: object, m: int) -> pa.Table:
+    """`rows` with `column` set to `value`, or to value(old, m) when it is a function."""
+    old = rows.column(column).to_pylist()
+    new = [value(v, m) for v in old] if callable(value) else [value] * len(old)
+    return rows.set_column(rows.schema.get_field_index(column), column, pa.array(new, TEXT))
+
+
+def splice(table: pa.Table, extra: list[tuple[pa.Table, bool]], rng: np.random.Generator
+           ) -> tuple[pa.Table, np.ndarray]:
+    """`extra` rows (each batch with its reject flag) spliced into `table` at random positions, the
+    table's own order kept (slices, not copies); returns the rows and which of them break the contract."""
+    n = table.num_rows
+    if not extra:
+        return table, np.zeros(n, dtype=bool)
+    rows = pa.concat_tables([t for t, _ in extra])
+    k = rows.num_rows
+    before = np.sort(rng.integers(0, n + 1, k))  # each extra row goes before this row of the table
+    pieces, start = [], 0
+    for r, at in enumerate(before.tolist()):
+        pieces += [table.slice(start, at - start), rows.slice(r, 1)]
+        start = at
+    pieces.append(table.slice(start))
+    reject = np.zeros(n + k, dtype=bool)
+    reject[before + np.arange(k)] = np.concatenate([np.full(t.num_rows, flag) for t, flag in extra])
+    return pa.concat_tables(pieces), reject

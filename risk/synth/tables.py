@@ -1,15 +1,14 @@
-"""Assemble every fact (background + planted), give it its key, and render the contract's text
-columns, one DataFrame per delivery file: `files[(day, source)]` with the contract columns plus two
-meta columns, `_reject` (the row breaks the contract) and `_key` (its key as delivered)."""
+"""The small sources, whole: death and custody records (background, planted and of people who hold no
+benefit) and the recipients' rows, rendered into one DataFrame per delivery file:
+`files[(day, source)]` with the contract columns plus two meta columns, `_reject` (the row breaks the
+contract) and `_key` (its key as delivered). Payments and card events are streamed instead (months.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from risk.contract import EVENT_TYPES
-from risk.synth import facts
+from risk.synth import facts, render
 from risk.synth.names import person_names
 from risk.synth.people import NAT, _with_check, legacy15
 from risk.synth.world import World
@@ -21,75 +20,13 @@ def _str(a: pa.Array | pa.ChunkedArray) -> pd.api.extensions.ExtensionArray:
     return pd.array(a, dtype="str")
 
 
-def money(cents: np.ndarray | pd.Series) -> pd.api.extensions.ExtensionArray:
-    """Cents as text with two decimals (`-` for negatives)."""
-    c = np.asarray(cents, dtype=np.int64)
-    a = np.abs(c)
-    text = pc.binary_join_element_wise(pc.cast(pa.array(a // 100), pa.string()),
-                                       pc.utf8_lpad(pc.cast(pa.array(a % 100), pa.string()), 2, "0"), ".")
-    return _str(pc.if_else(pa.array(c < 0), pc.binary_join_element_wise("-", text, ""), text))
-
-
 def dates(days: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """YYYY-MM-DD, empty for NaT."""
-    arr = pa.array(np.asarray(days, dtype="datetime64[D]"), from_pandas=True)
-    return _str(pc.fill_null(pc.cast(arr, pa.string()), ""))
-
-
-def stamps(ts: np.ndarray, utc: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """Beijing local times as ISO 8601 with +08:00, or in UTC with +00:00 where `utc`."""
-    written = np.where(utc, ts - np.timedelta64(8, "h"), ts).astype("datetime64[s]")
-    text = pc.replace_substring(pc.cast(pa.array(written), pa.string()), " ", "T")
-    return _str(pc.binary_join_element_wise(text, pa.array(np.where(utc, "+00:00", "+08:00")), ""))
+    return _str(render.dates(days))
 
 
 def keys(prefix: str, start: int, n: int, width: int) -> pd.api.extensions.ExtensionArray:
-    digits = pc.utf8_lpad(pc.cast(pa.array(np.arange(start, start + n)), pa.string()), width, "0")
-    return _str(pc.binary_join_element_wise(prefix, digits, ""))
-
-
-def _take(values: np.ndarray, idx: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    return _str(pa.array(values, type=pa.string()).take(pa.array(idx)))
-
-
-def payments(w: World) -> pd.DataFrame:
-    """Regular months (minus skips, with redirects) + background lump sums + explicit rows, keyed
-    by payment_id in (delivery day, regular first, person, insertion) order."""
-    p = w.pop
-    regular = facts.payments(p, w.cal)
-    regular["seq"] = -1
-    if w.skips:
-        skip = np.array([pi * 10000 + m for pi, m in w.skips])
-        regular = regular[~np.isin(regular.pi.to_numpy() * 10000 + regular.period.to_numpy(), skip)]
-    if w.redirects:
-        red = pd.Series({pi * 10000 + m: acc for (pi, m), acc in w.redirects.items()})
-        code = regular.pi.to_numpy() * 10000 + regular.period.to_numpy()
-        hit = np.isin(code, red.index.to_numpy())
-        regular.loc[hit, "account"] = red.loc[code[hit]].to_numpy()
-    lumps = facts.lump_sums(w.rng, p, w.cal)
-    lumps["seq"] = -1
-    explicit = pd.DataFrame(w.pay_rows, columns=facts.PAY_COLS + ["seq"])
-    out = pd.concat([regular, lumps, explicit], ignore_index=True)
-    out = out.sort_values(["day", "order", "pi", "seq"], kind="stable", ignore_index=True)
-    out["key"] = keys("P", 1, len(out), 9)
-    return out
-
-
-def card_events(w: World, background: pd.DataFrame) -> pd.DataFrame:
-    """Background events (minus custody blackouts) + explicit rows, keyed by event_id."""
-    if w.blackouts:
-        bo = pd.DataFrame(w.blackouts, columns=["pi", "lo", "hi"])
-        hit = background.pi.isin(bo.pi)
-        sub = background[hit].reset_index().merge(bo, on="pi")
-        day = sub.ts.to_numpy().astype("datetime64[D]")
-        drop = sub["index"][(day >= sub.lo.to_numpy()) & (day <= sub.hi.to_numpy())
-                            & (sub.etype.to_numpy() != facts.ET["certification"])]
-        background = background.drop(index=drop.unique())
-    explicit = pd.DataFrame(w.card_rows, columns=facts.CARD_COLS)
-    out = pd.concat([background, explicit], ignore_index=True)
-    out = out.sort_values(["file_month", "pi", "ts"], kind="stable", ignore_index=True)
-    out["key"] = keys("E", 1, len(out), 10)
-    return out
+    return _str(render.keys(prefix, start, n, width))
 
 
 def deaths(w: World) -> pd.DataFrame:
@@ -139,16 +76,23 @@ def incarcerations(w: World) -> pd.DataFrame:
 
 
 def strangers(w: World, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Valid IDs and names of people who hold no benefit here."""
+    """n valid, distinct IDs and names of people who hold no benefit here."""
     rng = w.rng
-    birth = np.datetime64("1935-01-01") + rng.integers(0, 20000, n).astype("timedelta64[D]")
-    ymd = np.array([str(d).replace("-", "") for d in birth], dtype=object)
-    addr = np.array(w.regions.counties, dtype=object)[rng.integers(0, len(w.regions.counties), n)]
-    male = rng.random(n) < 0.5
-    ids = _with_check(addr + ymd, rng.integers(0, 500, n) * 2 + male.astype(int))
     known = set(w.pop.pid)
-    ids = np.array([x for x in ids if x not in known], dtype=object)
-    return ids, person_names(rng, male[: len(ids)])
+    ids: list[str] = []
+    male: list[bool] = []
+    while len(ids) < n:
+        k = n - len(ids)
+        birth = np.datetime64("1935-01-01") + rng.integers(0, 20000, k).astype("timedelta64[D]")
+        ymd = np.array([str(d).replace("-", "") for d in birth], dtype=object)
+        addr = np.array(w.regions.counties, dtype=object)[rng.integers(0, len(w.regions.counties), k)]
+        men = rng.random(k) < 0.5
+        for pid, man in zip(_with_check(addr + ymd, rng.integers(0, 500, k) * 2 + men.astype(int)), men, strict=True):
+            if pid not in known:
+                known.add(pid)
+                ids.append(pid)
+                male.append(bool(man))
+    return np.array(ids, dtype=object), person_names(rng, np.array(male, dtype=bool))
 
 
 def _form(pid: str, form: str) -> str:
@@ -160,36 +104,6 @@ def _form(pid: str, form: str) -> str:
 
 
 # ---- rendering ----------------------------------------------------------------------------------
-def render_payments(w: World, frame: pd.DataFrame) -> pd.DataFrame:
-    months = np.arange(w.cal.months + 1)
-    period = np.datetime_as_string(w.cal.month0 + months, unit="M")
-    return pd.DataFrame({
-        "payment_id": frame.key.array,
-        "person_id": _take(w.pop.pid, frame.pi.to_numpy()),
-        "benefit_type": frame.btype.to_numpy(),
-        "period": _take(period, frame.period.to_numpy()),
-        "amount": money(frame.cents),
-        "paid_on": dates(frame.paid_on.to_numpy()),
-        "bank_account": frame.account.to_numpy(),
-    })
-
-
-def render_cards(w: World, frame: pd.DataFrame, county_codes: list[str]) -> pd.DataFrame:
-    pi = frame.pi.to_numpy()
-    inst = pc.utf8_lpad(pc.cast(pa.array(frame.inst.to_numpy()), pa.string()), 6, "0")
-    return pd.DataFrame({
-        "event_id": frame.key.array,
-        "person_id": _take(w.pop.pid, pi),
-        "card_no": _take(w.pop.card, pi),
-        "occurred_at": stamps(frame.ts.to_numpy().astype("datetime64[s]"), frame.utc.to_numpy().astype(bool)),
-        "event_type": _take(np.array(EVENT_TYPES, dtype=object), frame.etype.to_numpy().astype(np.int64)),
-        "county_code": _take(np.array(county_codes, dtype=object), frame.county.to_numpy().astype(np.int64)),
-        "institution_id": _str(pc.binary_join_element_wise("I", inst, "")),
-        "amount": money(frame.cents),
-        "admitted_on": dates(frame.admitted.to_numpy()),
-    })
-
-
 def render_deaths(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "record_id": frame.key.array, "person_id": frame.pid.to_numpy(), "name": frame.name.to_numpy(),

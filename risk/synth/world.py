@@ -3,9 +3,12 @@
 Planted cases take fresh persons from a reserved block at the end of the population, set their
 attributes (the background generators then produce their ordinary facts), add explicit facts, and
 record the alerts §4 demands with amounts computed from the person's complete list of payments.
+Explicit rows are indexed by person as well, so that a planted person's truth costs what that person
+holds, not what the whole city holds.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import cast
@@ -33,7 +36,7 @@ class World:
     death_rows: list[dict] = field(default_factory=list)
     jail_rows: list[dict] = field(default_factory=list)
     skips: set[tuple[int, int]] = field(default_factory=set)  # (person, period) regular payment not made
-    redirects: dict[tuple[int, int], str] = field(default_factory=dict)  # (person, period) -> account
+    redirects: dict[tuple[int, int], int] = field(default_factory=dict)  # (person, period) -> account holder
     blackouts: list[tuple[int, np.datetime64, np.datetime64]] = field(default_factory=list)
     recipient_updates: list[tuple[int, int, dict]] = field(default_factory=list)  # (month, person, changes)
     alerts: dict[tuple[str, int], int] = field(default_factory=dict)  # (rule, person) -> cents
@@ -41,6 +44,8 @@ class World:
     outliers: list[tuple[int, str]] = field(default_factory=list)
     jail_conflicts: list[int] = field(default_factory=list)  # indices into jail_rows
     death_conflicts: list[tuple[int, np.datetime64]] = field(default_factory=list)  # (death row, other date)
+    pays_of: defaultdict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))  # person -> pay_rows
+    events_of: defaultdict[int, list[dict]] = field(default_factory=lambda: defaultdict(list))  # -> card_rows
 
     # ---- counts -------------------------------------------------------------------------------
     def per_variant(self, weight: float = 1.0) -> int:
@@ -93,18 +98,16 @@ class World:
         return str(self.pop.pid[i])
 
     # ---- facts --------------------------------------------------------------------------------
-    def pay(self, i: int, btype: str, period: int, cents: int, paid_on: np.datetime64 | None = None,
-            account: str | None = None) -> None:
+    def pay(self, i: int, btype: str, period: int, cents: int, paid_on: np.datetime64 | None = None) -> None:
         cal = self.cal
         paid_on = cal.pay_day(period) if paid_on is None else paid_on
         m = int(cal.month_of(paid_on))
         day = cal.pay_day(m) if paid_on <= cal.pay_day(m) else cal.pay_day(m + 1)
         assert day <= cal.pay_day(cal.months - 1), "payment delivered after the last payments day"
-        self.pay_rows.append({
-            "pi": i, "btype": btype, "period": period, "cents": int(cents), "paid_on": paid_on,
-            "account": self.pop.account[i] if account is None else account, "day": day, "order": 1,
-            "seq": len(self.pay_rows),
-        })
+        row = {"pi": i, "btype": btype, "period": period, "cents": int(cents), "paid_on": paid_on,
+               "account": self.pop.account[i], "holder": i, "day": day, "order": 1, "seq": len(self.pay_rows)}
+        self.pay_rows.append(row)
+        self.pays_of[i].append(row)
 
     def event(self, i: int, ts: np.datetime64, etype: str, cents: int, *, county: int | None = None,
               admitted: np.datetime64 = NAT, utc: bool = False, inst: int | None = None) -> None:
@@ -118,10 +121,23 @@ class World:
         code = ET[etype]
         if inst is None:
             inst = int(institution(self.rng, np.array([county]), np.array([code], dtype=np.int8))[0])
-        self.card_rows.append({
-            "pi": i, "ts": stamp, "etype": code, "county": county, "inst": inst, "cents": int(cents),
-            "admitted": admitted, "utc": utc, "file_month": int(self.cal.month_of(day)),
-        })
+        row = {"pi": i, "ts": stamp, "etype": code, "county": county, "inst": inst, "cents": int(cents),
+               "admitted": admitted, "utc": utc, "file_month": int(self.cal.month_of(day))}
+        self.card_rows.append(row)
+        self.events_of[i].append(row)
+
+    def events(self, people: np.ndarray, ts: np.ndarray, etype: np.ndarray, cents: np.ndarray, county: np.ndarray,
+               inst: np.ndarray) -> None:
+        """Many card events at once: Beijing local times `ts`, event type codes, amounts in cents."""
+        ts = np.asarray(ts, dtype="datetime64[s]")
+        assert ((ts >= self.cal.first_day) & (ts < self.cal.end + 1)).all()
+        month = self.cal.month_of(ts)
+        for i, stamp, code, c, where, at, m in zip(people.tolist(), ts, etype.tolist(), cents.tolist(),
+                                                   county.tolist(), inst.tolist(), month.tolist(), strict=True):
+            row = {"pi": i, "ts": stamp, "etype": code, "county": where, "inst": at, "cents": c, "admitted": NAT,
+                   "utc": False, "file_month": m}
+            self.card_rows.append(row)
+            self.events_of[i].append(row)
 
     def at(self, day: np.datetime64, hour: float | None = None) -> np.datetime64:
         """A Beijing timestamp on `day` (random daytime hour unless given)."""
@@ -191,10 +207,13 @@ class World:
             for m in range(int(p.first[i]), int(p.last[i]) + 1):
                 if (i, m) not in self.skips:
                     out.append({"btype": BENEFITS[p.benefit[i]], "period": m, "cents": int(p.cents[i]),
-                                "account": self.redirects.get((i, m), p.account[i]), "order": 0,
+                                "account": p.account[self.redirects.get((i, m), i)], "order": 0,
                                 "paid_on": self.cal.pay_day(m)})
-        out += [r for r in self.pay_rows if r["pi"] == i]
-        return out
+        return out + self.pays_of.get(i, [])
+
+    def event_days(self, i: int) -> list[np.datetime64]:
+        """Days of person i's explicit card events."""
+        return [np.datetime64(r["ts"], "D") for r in self.events_of.get(i, [])]
 
     def recurring_of(self, i: int) -> list[dict]:
         return [r for r in self.payments_of(i) if r["btype"] in RECURRING]

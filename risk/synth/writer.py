@@ -1,74 +1,104 @@
-"""Write the landing (contract §1-2 file shapes, with the quirks real deliveries have: shuffled
-column order, a BOM, CRLF line ends, gzip) and the truth files beside it."""
+"""Write the landing one file at a time (contract §1-2 file shapes, with the quirks real deliveries
+have: shuffled column order, a BOM, CRLF line ends, gzip) and the truth files beside it."""
 from __future__ import annotations
 
 import csv
 import gzip
-import io
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
+from risk.contract import BY_NAME
 from risk.synth.lawful import LAWFUL_RULE
-from risk.synth.tables import Files
+from risk.synth.render import TEXT, Delivery
 from risk.synth.timeline import Calendar
 from risk.synth.world import World
 
 Reject = tuple[str, str, int, str]  # source, delivery_day, line, key
+BATCH = 250_000  # rows encoded at a time
 
 
-def write_landing(root: Path, files: Files, cal: Calendar, rng: np.random.Generator,
-                  say: Callable[[str], None]) -> tuple[list[Reject], Counter]:
-    landing = root / "landing"
-    rejects: list[Reject] = []
-    counts: Counter = Counter()
-    deaths_seen = jail_seen = 0
-    first_day = str(cal.first_day)
-    for day in sorted({d for d, _ in files}):
-        written = []
-        for source in sorted(s for d, s in files if d == day):
-            df = files[(day, source)].reset_index(drop=True)
-            crlf = False
-            if source == "deaths":
-                crlf = deaths_seen % 3 == 1
-                deaths_seen += 1
-            elif source == "incarcerations":
-                crlf = jail_seen == 1
-                jail_seen += 1
-            gz = source == "card_events" and int(cal.month_of(np.datetime64(day))) % 3 != 0
-            bom = day == first_day and source == "regions"
-            columns = [c for c in df.columns if not c.startswith("_")]
-            columns = [columns[k] for k in rng.permutation(len(columns))]
-            data = ("\ufeff" if bom else "").encode("utf-8") + to_csv(df[columns], "\r\n" if crlf else "\n")
-            name = f"{source}.csv.gz" if gz else f"{source}.csv"
-            path = landing / day / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(gzip.compress(data, compresslevel=3, mtime=0) if gz else data)
-            for line, key in zip(np.flatnonzero(df._reject.to_numpy(dtype=bool)) + 2,
-                                 df._key[df._reject.to_numpy(dtype=bool)], strict=True):
-                rejects.append((source, day, int(line), str(key)))
-            counts[source] += len(df)
-            written.append(f"{name} {len(df)}")
-        say(f"{day}: " + ", ".join(written))
-    return rejects, counts
+class Sink(Protocol):
+    def write(self, data: bytes | memoryview, /) -> int: ...
 
 
-def to_csv(df: pd.DataFrame, eol: str) -> bytes:
-    """RFC 4180 text, quoting only where needed. pyarrow when no value needs quotes (fast), else pandas."""
-    table = pa.Table.from_pandas(df.fillna("").astype(str), preserve_index=False)
-    special = any(pc.any(pc.match_substring_regex(col, '[,"\r\n]')).as_py() for col in table.columns)
-    if special or len(df) == 0:
-        return df.fillna("").to_csv(index=False, lineterminator=eol).encode("utf-8")
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="none", eol=eol))
-    return (",".join(df.columns) + eol).encode("utf-8") + buf.getvalue()
+class Landing:
+    """Writes delivery files one at a time, with the quirks real files have (shuffled column order,
+    a BOM on the first regions file, CRLF on some death and custody files, gzip on two card event
+    files in three), and keeps the rows per source and the rejects' file lines for the truth."""
+
+    def __init__(self, root: Path, cal: Calendar, rng: np.random.Generator):
+        self.root, self.cal, self.rng = root / "landing", cal, rng
+        self.rejects: list[Reject] = []
+        self.rows: Counter = Counter()
+        self.seen: Counter = Counter()  # files written per source
+
+    def write(self, day: str, source: str, delivery: Delivery) -> str:
+        """Write one file; returns its name and row count for progress."""
+        crlf = ((source == "deaths" and self.seen[source] % 3 == 1)
+                or (source == "incarcerations" and self.seen[source] == 1))
+        self.seen[source] += 1
+        gz = source == "card_events" and int(self.cal.month_of(np.datetime64(day))) % 3 != 0
+        bom = day == str(self.cal.first_day) and source == "regions"
+        table = delivery.table
+        table = table.select([table.column_names[k] for k in self.rng.permutation(table.num_columns)])
+        name = f"{source}.csv.gz" if gz else f"{source}.csv"
+        path = self.root / day / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as raw:
+            out = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=3, mtime=0) if gz else raw
+            write_csv(out, table, "\r\n" if crlf else "\n", bom)
+            if gz:
+                out.close()
+        lines = np.flatnonzero(delivery.reject)
+        keys = delivery.table.column(BY_NAME[source].key).take(pa.array(lines)).to_pylist()
+        self.rejects += [(source, day, int(line) + 2, str(key)) for line, key in zip(lines, keys, strict=True)]
+        self.rows[source] += table.num_rows
+        return f"{name} {table.num_rows}"
+
+
+def write_csv(out: Sink, table: pa.Table, eol: str, bom: bool = False) -> None:
+    """RFC 4180 text of `table` (all text columns), quoting only the fields that need it."""
+    header = ",".join(_quote_one(c) for c in table.column_names) + eol
+    out.write(("\ufeff" if bom else "").encode("utf-8") + header.encode("utf-8"))
+    for batch in table.to_batches(max_chunksize=BATCH):
+        if batch.num_rows:
+            out.write(_lines(batch, eol))
+
+
+def _lines(batch: pa.RecordBatch, eol: str) -> memoryview:
+    sep, nothing, end = (pa.scalar(x, TEXT) for x in (",", "", eol))
+    fields = [_quoted(c.cast(TEXT)) for c in batch.columns]
+    line = fields[0] if len(fields) == 1 else pc.binary_join_element_wise(*fields, sep)
+    line = pc.binary_join_element_wise(line, nothing, end)
+    assert line.null_count == 0, "a null field would drop its row"
+    return _data(line)
+
+
+def _data(col: pa.Array) -> memoryview:
+    """The bytes of a large_string array's values, back to back."""
+    _validity, offsets, data = col.buffers()
+    at = np.frombuffer(offsets, dtype=np.int64, count=len(col) + 1, offset=col.offset * 8)
+    return memoryview(data)[at[0]: at[-1]] if data is not None else memoryview(b"")
+
+
+def _quoted(col: pa.Array) -> pa.Array:
+    data = np.frombuffer(_data(col), dtype=np.uint8)
+    if not ((data == ord(",")) | (data == ord('"')) | (data < 14)).any():  # no comma, quote, CR or LF
+        return col
+    quote = pa.scalar('"', TEXT)
+    need = pc.match_substring_regex(col, '[,"\r\n]')
+    return pc.if_else(need, pc.binary_join_element_wise(quote, pc.replace_substring(col, '"', '""'), quote,
+                                                         pa.scalar("", TEXT)), col)
+
+
+def _quote_one(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
 
 
 def _write_csv(path: Path, header: list[str], rows: list) -> None:
