@@ -120,6 +120,8 @@ RULES = {
 def run(landing: Path, threads: int = 1, alerts_out: Path | None = None, until: str | None = None) -> dict:
     con = duckdb.connect()
     con.execute(f"SET threads={int(threads)}")
+    con.execute("SET memory_limit='4GB'")  # the bound `risk run` keeps to; DuckDB spills to disk beyond it
+    con.execute("SET preserve_insertion_order=false")
     con.execute("SET TimeZone='UTC'")
     con.execute(NORMALISE)
     rows = 0
