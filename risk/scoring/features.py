@@ -8,28 +8,46 @@ The window is (as_of - window_days, as_of]: a card event counts when its Beijing
 payment when its `paid_on`, is after as_of - window_days and not after as_of. Days since certification
 and since card use look at the whole history up to as_of; age is taken on as_of.
 
-The warehouse does the heavy work. Each query scans a fact table once and returns a compact aggregate:
-per (person, county) for the window's card events, per (person, pharmacy, day), per (person, benefit type,
-account, period) for the window's payments, per person for certification events. Dates are bound
-parameters and the SQL is plain (CASE, substr, MIN/MAX/SUM), the same on SQLite and PostgreSQL; pandas
-finishes shares, peer medians and account sharing, vectorised.
+The warehouse does the work, set-based: each query scans a fact table once and returns at most one row
+per person (per person and benefit type for nothing; the four recurring types are columns). Grouping
+per person and county of use, the home county (a join with `recipient`), the busiest pharmacy day and
+calendar month, distinct paid periods, payments into another account than the registered one, the
+people sharing an account (a self-join of the window's (person, account) pairs) and the latest
+certification of three sources are all SQL. pandas only divides, takes the peer medians (no portable
+SQL median) and turns dates into days, column by column. Dates are bound parameters and the SQL is
+plain (CASE, substr, MIN/MAX/SUM, COUNT DISTINCT, UNION ALL, CTEs), the same on SQLite and PostgreSQL;
+a calendar month is a CASE over the window's month boundaries, bound as dates.
 
 Two things keep SQLite fast (a 100,000-person year: ~2M card events, ~1.2M payments):
 - the per-person GROUP BYs group by `_pid(person_id)`, an expression (substr of the whole ID), not the bare
   column: on the bare column SQLite walks the person_id index and fetches every row at random, 4-5 times
   slower than one sequential scan and a sort. PostgreSQL hashes either way.
-- dates and periods come back as text on SQLite (type_coerce to String) and pandas parses them in one
-  vectorised call, instead of a Python date object per value; PostgreSQL's driver returns dates, which
-  pandas takes as they are.
+- dates come back as text on SQLite (type_coerce to String) and pandas parses them in one vectorised
+  call, instead of a Python date object per value; PostgreSQL's driver returns dates, which pandas takes
+  as they are.
+Results are fetched in slices of `FETCH_ROWS`, so that a million people never sit in memory as Python
+tuples at once.
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, String, and_, case, func, literal_column, select, true, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+    type_coerce,
+    union_all,
+)
 
 from risk.contract import RECURRING
 from risk.db.tables import card_event, certification, payment, recipient
@@ -39,6 +57,7 @@ CARD_TYPES = ("medical", "pharmacy", "withdrawal", "transit", "other")
 NIGHT_LAST_HOUR = 5  # Beijing hours 0-5 are night
 COUNTY_DIGITS = 6  # a 12-digit region code starts with its 6-digit county
 ID_LENGTH = 18
+FETCH_ROWS = 100_000
 
 
 def compute_features(conn: Connection, as_of: date, window_days: int = 90,
@@ -58,8 +77,7 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
     out = pd.DataFrame(index=index)
     per_30 = 30.0 / window_days
 
-    by_county = _card_by_county(conn, start, as_of, mine)
-    card = _card_per_person(by_county, people).reindex(index)
+    card = _card_use(conn, start, as_of, mine).reindex(index)
     events = card["events"]
     for t in CARD_TYPES:
         out[f"{t}_per_30d"] = card[f"n_{t}"] * per_30
@@ -73,15 +91,15 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
     out["card_max_amount"] = card["max_cents"] / 100
     out["withdrawal_amount_share"] = _share(card["withdrawal_cents"], card["cents"])
 
-    paid = _payments_in_window(conn, start, as_of, mine)
-    out["payment_peer_ratio"] = _peer_ratio(paid, people)
-    out["days_since_certification"] = _days_since_certification(conn, people, as_of, mine)
+    paid = _payments(conn, start, as_of, mine).reindex(index)
+    out["payment_peer_ratio"] = _peer_ratio(paid)
+    out["days_since_certification"] = _days_since_certification(conn, index, as_of, county, mine)
     out["age"] = _age(people["birth_date"], as_of)
-    pairs = paid[["person_id", "bank_account"]] if county is None else _account_pairs(conn, start, as_of, mine)
-    out["account_people"] = _account_people(pairs)
-    out["other_account_share"] = _other_account_share(paid, people)
-    silent = index[card["last_use"].isna()]
-    last_use = card["last_use"].fillna(_last_use_before_window(conn, silent, as_of).reindex(index))
+    out["account_people"] = _account_people(conn, start, as_of, county, mine).reindex(index)
+    out["other_account_share"] = _share(paid["elsewhere_cents"], paid["cents"])
+    last_use = _dates(card["last_use"])
+    silent = index[last_use.isna()]
+    last_use = last_use.fillna(_last_use_before_window(conn, silent, as_of).reindex(index))
     out["days_since_card_use"] = _days_since_card_use(conn, last_use, as_of)
 
     for name, f in CATALOGUE.items():
@@ -92,26 +110,27 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
 # ---------------------------------------------------------------- people
 
 
+def _in_county(county: str | None):
+    """The condition 'this recipient lives in the county' (always true without a county)."""
+    if county is None:
+        return true()
+    return func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county
+
+
 def _part(county: str | None):
     """A function giving the condition 'this person_id column is one of the county's recipients' (always
     true without a county)."""
     if county is None:
         return lambda _column: true()
-    members = select(recipient.c.person_id).where(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county)
+    members = select(recipient.c.person_id).where(_in_county(county))
     return lambda column: column.in_(members)
 
 
 def _recipients(conn: Connection, county: str | None = None) -> pd.DataFrame:
     r = recipient.c
-    q = select(r.person_id, r.village_code, _text(r.birth_date).label("birth_date"),
-               _text(r.last_certified_on).label("last_certified_on"), r.bank_account)
-    if county is not None:
-        q = q.where(func.substr(r.village_code, 1, COUNTY_DIGITS) == county)
-    people = _frame(conn, q,
+    people = _frame(conn, select(r.person_id, _text(r.birth_date).label("birth_date")).where(_in_county(county)),
                     index=None)
-    people["county"] = people["village_code"].astype(str).str.slice(0, COUNTY_DIGITS)
     people["birth_date"] = _dates(people["birth_date"])
-    people["last_certified_on"] = _dates(people["last_certified_on"])
     return people.set_index("person_id").sort_index()
 
 
@@ -124,21 +143,21 @@ def _age(birth: pd.Series, as_of: date) -> pd.Series:
 # ---------------------------------------------------------------- card events
 
 
-def _card_by_county(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """The window's card events per (person, county): counts per type and at night, amounts, last day."""
+def _card_use(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
+    """Per person, the window's card events: counts per type, at night and outside the home county,
+    distinct counties of use, amounts, the last day of use.
+
+    The events are first grouped per (person, county of use), then joined with the person's recipient
+    row (one lookup per group, not per event) and summed per person."""
     e = card_event.c
     pid = _pid(e.person_id)
-
-    def count_if(condition):
-        return func.sum(case((condition, 1), else_=0))
-
-    q = (
+    by_county = (
         select(
             pid.label("pid"),
             e.county_code,
             func.count().label("events"),
-            *[count_if(e.event_type == t).label(f"n_{t}") for t in CARD_TYPES],
-            count_if(e.occurred_hour <= NIGHT_LAST_HOUR).label("n_night"),
+            *[_count_if(e.event_type == t).label(f"n_{t}") for t in CARD_TYPES],
+            _count_if(e.occurred_hour <= NIGHT_LAST_HOUR).label("n_night"),
             func.sum(e.amount_cents).label("cents"),
             func.max(e.amount_cents).label("max_cents"),
             func.sum(case((e.event_type == "withdrawal", e.amount_cents), else_=0)).label("withdrawal_cents"),
@@ -146,56 +165,64 @@ def _card_by_county(conn: Connection, start: date, as_of: date, mine) -> pd.Data
         )
         .where(_in_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.county_code)
+        .subquery("by_county")
     )
-    return _frame(conn, q, index=None)
-
-
-def _card_per_person(by_county: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
-    """Per person: the sums over counties, events outside the home county, distinct counties."""
-    home = people["county"].reindex(by_county["person_id"]).to_numpy()
-    away = by_county["county_code"].astype(str).str.slice(0, COUNTY_DIGITS).to_numpy() != home
-    by_county = by_county.assign(n_away=np.where(away, by_county["events"], 0),
-                                 last_use=_dates(by_county["last_use"]))
-    sums = ["events", *[f"n_{t}" for t in CARD_TYPES], "n_night", "n_away", "cents", "withdrawal_cents"]
-    grouped = by_county.groupby("person_id")
-    card = grouped[sums].sum().astype(float)
-    card["max_cents"] = grouped["max_cents"].max().astype(float)
-    card["counties"] = grouped.size().astype(float)
-    card["last_use"] = grouped["last_use"].max()
-    return card
+    c, r = by_county.c, recipient.c
+    home = func.substr(c.county_code, 1, COUNTY_DIGITS) == func.substr(r.village_code, 1, COUNTY_DIGITS)
+    q = (
+        select(
+            c.pid,
+            _sum(c.events).label("events"),
+            *[_sum(c[f"n_{t}"]).label(f"n_{t}") for t in CARD_TYPES],
+            _sum(c.n_night).label("n_night"),
+            _sum(case((home, 0), else_=c.events)).label("n_away"),
+            func.count().label("counties"),
+            _sum(c.cents).label("cents"),
+            func.max(c.max_cents).label("max_cents"),
+            _sum(c.withdrawal_cents).label("withdrawal_cents"),
+            func.max(c.last_use).label("last_use"),
+        )
+        .select_from(by_county.join(recipient, r.person_id == c.pid))
+        .group_by(c.pid)
+    )
+    return _frame(conn, q)
 
 
 def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """Per person: the most pharmacy events at one institution on one day, and in one calendar month.
-
-    SQL counts per (person, pharmacy, day); months are taken in pandas (SQL has no portable month
-    function) on rows already aggregated."""
+    """Per person: the most pharmacy events at one institution on one day, and in one calendar month."""
     e = card_event.c
     pid = _pid(e.person_id)
-    q = (
-        select(pid.label("pid"), e.institution_id, _text(e.occurred_on).label("day"), func.count().label("n"))
+    days = (
+        select(pid.label("pid"), e.institution_id, e.occurred_on.label("day"), func.count().label("n"))
         .where(e.event_type == "pharmacy", _in_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.institution_id, e.occurred_on)
+        .cte("pharmacy_days")
     )
-    days = _frame(conn, q, index=None)
-    if days.empty:
-        return pd.DataFrame({"day": pd.Series(dtype=float), "month": pd.Series(dtype=float)})
-    days["month"] = _dates(days["day"]).to_numpy().astype("datetime64[M]")
-    by_day = days.groupby("person_id")["n"].max()
-    by_month = days.groupby(["person_id", "institution_id", "month"])["n"].sum().groupby(level=0).max()
-    return pd.DataFrame({"day": by_day, "month": by_month}).astype(float)
+    d = days.c
+    by_day = select(d.pid, func.max(d.n).label("day")).group_by(d.pid).subquery("by_day")
+    months = (select(d.pid, _sum(d.n).label("n"))
+              .group_by(d.pid, d.institution_id, *_month_of(d.day, start, as_of)).subquery("months"))
+    by_month = select(months.c.pid, func.max(months.c.n).label("month")).group_by(months.c.pid).subquery("by_month")
+    q = (select(by_day.c.pid, by_day.c.day, by_month.c.month)
+         .select_from(by_day.join(by_month, by_month.c.pid == by_day.c.pid)))
+    return _frame(conn, q).astype(float)
 
 
-def _certification_events(conn: Connection, as_of: date, mine) -> pd.Series:
-    """Per person: the day of the latest certification card event on or before as_of."""
-    e = card_event.c
-    pid = _pid(e.person_id)
-    q = (
-        select(pid.label("pid"), func.max(_text(e.occurred_on)).label("day"))
-        .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id))
-        .group_by(pid)
-    )
-    return _dates(_frame(conn, q)["day"])
+def _month_of(day_column, start: date, as_of: date) -> list:
+    """The calendar month of a day in the window (start, as_of], as a GROUP BY term: a CASE over the
+    first days of the months that begin inside the window (bound dates), numbering the months from 0.
+    No term when the window lies inside one month."""
+    firsts = []
+    month = date(start.year, start.month, 1)
+    while True:
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        if month > as_of:
+            break
+        firsts.append(month)
+    if not firsts:
+        return []
+    numbered = reversed(list(enumerate(firsts, 1)))
+    return [case(*[(day_column >= first, literal_column(str(n))) for n, first in numbered], else_=literal_column("0"))]
 
 
 def _last_use_before_window(conn: Connection, silent: pd.Index, as_of: date) -> pd.Series:
@@ -225,76 +252,82 @@ def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> 
 # ---------------------------------------------------------------- payments
 
 
-def _payments_in_window(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """Per (person, benefit type, bank account, period): the amount paid in the window (by paid_on).
-    About one row per payment of the window: compact enough to finish in pandas."""
-    p = payment.c
+def _payments(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
+    """Per person, the window's payments (by paid_on): the amount, the amount paid into another account
+    than the registered one, the home county, and per recurring benefit type the amount and the number
+    of distinct periods paid (`<type>_cents`, `<type>_periods`)."""
+    p, r = payment.c, recipient.c
     pid = _pid(p.person_id)
+    per_type = []
+    for t in RECURRING:
+        per_type += [_sum(case((p.benefit_type == t, p.amount_cents))).label(f"{t}_cents"),
+                     func.count(func.distinct(case((p.benefit_type == t, p.period)))).label(f"{t}_periods")]
     q = (
-        select(pid.label("pid"), p.benefit_type, p.bank_account, _text(p.period).label("period"),
-               func.sum(p.amount_cents).label("cents"))
+        select(
+            pid.label("pid"),
+            func.min(func.substr(r.village_code, 1, COUNTY_DIGITS)).label("county"),
+            _sum(p.amount_cents).label("cents"),
+            _sum(case((p.bank_account == r.bank_account, 0), else_=p.amount_cents)).label("elsewhere_cents"),
+            *per_type,
+        )
+        .select_from(payment.join(recipient, r.person_id == p.person_id))
         .where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
-        .group_by(pid, p.benefit_type, p.bank_account, p.period)
+        .group_by(pid)
     )
-    paid = _frame(conn, q, index=None)
-    paid["cents"] = paid["cents"].astype(float)
-    return paid
+    paid = _frame(conn, q)
+    numbers = [c for c in paid.columns if c != "county"]
+    return paid.astype(dict.fromkeys(numbers, "float64"))
 
 
-def _peer_ratio(paid: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
+def _peer_ratio(paid: pd.DataFrame) -> pd.Series:
     """Largest over the person's recurring benefit types of (amount per paid period) / (median of that
     over people with the same type and home county)."""
-    rec = paid[paid["benefit_type"].isin(RECURRING)]
-    if rec.empty:
-        return pd.Series(np.nan, index=people.index)
-    per_type = rec.groupby(["person_id", "benefit_type"]).agg(cents=("cents", "sum"), periods=("period", "nunique"))
-    per_type["monthly"] = per_type["cents"] / per_type["periods"]
-    per_type = per_type.reset_index()
-    per_type["county"] = people["county"].reindex(per_type["person_id"]).to_numpy()
-    median = per_type.groupby(["benefit_type", "county"])["monthly"].transform("median")
-    per_type["ratio"] = per_type["monthly"] / median
-    return per_type.groupby("person_id")["ratio"].max()
+    ratios = []
+    for t in RECURRING:
+        monthly = paid[f"{t}_cents"] / paid[f"{t}_periods"].where(paid[f"{t}_periods"] > 0)
+        median = monthly.groupby(paid["county"]).transform("median")
+        ratios.append(monthly / median)
+    return pd.concat(ratios, axis=1).max(axis=1)
 
 
-def _account_pairs(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """(person, account) paid in the window, for every account one of the part's people was paid into:
-    the people sharing an account may live in another county."""
+def _account_people(conn: Connection, start: date, as_of: date, county: str | None, mine) -> pd.Series:
+    """Per person paid in the window: the distinct people paid in the window into any of the accounts the
+    person was paid into (themselves included). With a county, the pairs are those of every account one
+    of its people was paid into: the people sharing an account may live in another county."""
     p = payment.c
-    theirs = select(p.bank_account).where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
-    q = (select(_pid(p.person_id).label("pid"), p.bank_account)
-         .where(_in_window(p.paid_on, start, as_of), p.bank_account.in_(theirs))
-         .group_by(_pid(p.person_id), p.bank_account))
-    return _frame(conn, q, index=None)
-
-
-def _account_people(pairs: pd.DataFrame) -> pd.Series:
-    """Distinct people paid in the window into any of the accounts the person was paid into."""
-    pairs = pairs[["person_id", "bank_account"]].drop_duplicates()
-    shared = pairs.merge(pairs.rename(columns={"person_id": "other"}), on="bank_account")
-    return shared[["person_id", "other"]].drop_duplicates().groupby("person_id").size().astype(float)
-
-
-def _other_account_share(paid: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
-    registered = people["bank_account"].reindex(paid["person_id"]).to_numpy()
-    elsewhere = paid["cents"].where(paid["bank_account"].to_numpy() != registered, 0.0)
-    sums = pd.DataFrame({"person_id": paid["person_id"], "elsewhere": elsewhere, "cents": paid["cents"]}) \
-        .groupby("person_id")[["elsewhere", "cents"]].sum()
-    return _share(sums["elsewhere"], sums["cents"])
+    pid = _pid(p.person_id)
+    in_window = _in_window(p.paid_on, start, as_of)
+    pairs = select(pid.label("pid"), p.bank_account).where(in_window)
+    if county is not None:
+        pairs = pairs.where(p.bank_account.in_(select(p.bank_account).where(in_window, mine(p.person_id))))
+    cte = pairs.group_by(pid, p.bank_account).cte("account_pairs")
+    person, other = cte.alias("person"), cte.alias("other")
+    q = (select(person.c.pid, func.count(func.distinct(other.c.pid)).label("people"))
+         .select_from(person.join(other, other.c.bank_account == person.c.bank_account))
+         .where(mine(person.c.pid))
+         .group_by(person.c.pid))
+    return _frame(conn, q)["people"].astype(float)
 
 
 # ---------------------------------------------------------------- certification
 
 
-def _days_since_certification(conn: Connection, people: pd.DataFrame, as_of: date, mine) -> pd.Series:
+def _days_since_certification(conn: Connection, index: pd.Index, as_of: date, county: str | None,
+                              mine) -> pd.Series:
     """Days from the latest certification on or before as_of (the recipients row, any delivered
     last_certified_on, a certification card event); with none on record, from the first day of the
     first paid recurring period (as contract §4 counts); NaN (neutral later) with neither."""
-    c = certification.c
-    delivered = _frame(conn, select(_pid(c.person_id).label("pid"), func.max(_text(c.certified_on)).label("d"))
-                       .where(c.certified_on <= as_of, mine(c.person_id)).group_by(_pid(c.person_id)))["d"]
-    current = people["last_certified_on"].where(people["last_certified_on"] <= pd.Timestamp(as_of))
-    latest = pd.concat([current, _dates(delivered).reindex(people.index),
-                        _certification_events(conn, as_of, mine).reindex(people.index)], axis=1).max(axis=1)
+    r, c, e = recipient.c, certification.c, card_event.c
+    sources = union_all(
+        select(r.person_id.label("pid"), r.last_certified_on.label("day"))
+        .where(r.last_certified_on <= as_of, _in_county(county)),
+        select(_pid(c.person_id), c.certified_on).where(c.certified_on <= as_of, mine(c.person_id)),
+        select(_pid(e.person_id), e.occurred_on)
+        .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id)),
+    ).subquery("certified")
+    latest = _frame(conn, select(sources.c.pid, func.max(_text(sources.c.day)).label("day"))
+                    .group_by(sources.c.pid))["day"]
+    latest = _dates(latest).reindex(index)
     never = latest.index[latest.isna()]
     if len(never):
         p = payment.c
@@ -305,7 +338,7 @@ def _days_since_certification(conn: Connection, people: pd.DataFrame, as_of: dat
                     .group_by(p.person_id))
 
         first_paid = _dates(_for_people(conn, query, never)["period"])
-        latest = latest.fillna(first_paid.reindex(people.index))
+        latest = latest.fillna(first_paid.reindex(index))
     return (pd.Timestamp(as_of) - latest).dt.days.astype(float)
 
 
@@ -327,6 +360,15 @@ def _pid(column):
     """The person_id as an expression, for GROUP BY: see the module docstring (SQLite's index walk).
     Constants are literal so that the SELECT and GROUP BY expressions are textually equal (PostgreSQL)."""
     return func.substr(column, literal_column("1"), literal_column(str(ID_LENGTH)))
+
+
+def _count_if(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _sum(value):
+    """SUM as a BIGINT: PostgreSQL sums BIGINT into NUMERIC, which psycopg reads as a Decimal per value."""
+    return cast(func.sum(value), BigInteger)
 
 
 def _text(column):
@@ -352,13 +394,22 @@ def _frame(conn: Connection, query, index: str | None = "person_id") -> pd.DataF
     """Run `query`; its `pid` column (if any) becomes person_id; the index when `index` is given."""
     result = conn.execute(query)
     columns = list(result.keys())
-    # The driver's own tuples, fetched at once: the selected columns need no SQLAlchemy result processing
-    # (dates come as text, see _text), and Row objects cost more than the query on big aggregates.
-    rows = result.cursor.fetchall() if result.cursor is not None else []
+    # The driver's own tuples, a slice at a time: the selected columns need no SQLAlchemy result processing
+    # (dates come as text, see _text), and Row objects cost more than the query on big aggregates. SQLite
+    # steps the statement per slice; psycopg holds the whole result in libpq's compact form and makes
+    # Python tuples a slice at a time. (stream_results would prefetch rows into SQLAlchemy's own buffer.)
+    cursor = result.cursor
+    slices = []
+    while cursor is not None:
+        rows = cursor.fetchmany(FETCH_ROWS)
+        if not rows:
+            break
+        slices.append(pd.DataFrame.from_records(rows, columns=columns))
+        del rows
     result.close()
-    frame = pd.DataFrame.from_records(rows, columns=columns)
+    frame = pd.concat(slices, ignore_index=True) if slices else pd.DataFrame(columns=columns)
     frame = frame.rename(columns={"pid": "person_id"})
-    for column in frame.columns:  # PostgreSQL sums BIGINT into NUMERIC, which psycopg reads as Decimal
+    for column in frame.columns:  # PostgreSQL's NUMERIC (MIN/MAX of sums, AVG) arrives as Decimal
         values = frame[column].dropna()
         if frame[column].dtype == object and len(values) and isinstance(values.iloc[0], Decimal):
             frame[column] = frame[column].astype(float)
