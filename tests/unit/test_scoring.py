@@ -7,16 +7,19 @@ import csv
 import io
 import json
 import math
+from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from risk import evaluate, pipeline
 from risk.db import gateway
-from risk.db.tables import alert, model, recipient, score, score_night
+from risk.db.tables import alert, delivery, model, recipient, score, score_night
 from risk.scoring import registry
-from risk.scoring.model import ModelFileError
+from risk.scoring.features import compute_features
+from risk.scoring.model import ModelFileError, load
 from risk.scoring.report import scores_csv
 from risk.settings import Settings
 from risk.synth import generate
@@ -114,6 +117,33 @@ def test_training_again_registers_a_new_current_model(city):
     assert statuses[second["version"]] == "current"
     assert statuses[first["version"]] == "retired"
     assert list(statuses.values()).count("current") == 1
+
+
+def test_a_process_builds_each_registered_model_once(city):
+    """A worker scoring several parts builds the forests from the skops file once per model (the file's
+    hash is checked every time); a newly registered model is built afresh and replaces the kept one."""
+    settings, _ = city
+    with gateway.transaction(settings.database_url) as conn:
+        registered = registry.current(conn)
+    kept = registry.load_model(settings, registered)
+    plan = pipeline.start_scoring(settings)
+    parts = pipeline.detection_parts(settings)
+    assert len(parts) > 2 and sum(pipeline.score_county(settings, plan, county) for county in parts) > 0
+    assert registry.load_model(settings, registered) is kept
+    pipeline.finish_scoring(settings, plan)
+    with gateway.transaction(settings.database_url) as conn:  # another window: another model
+        earlier = conn.execute(select(delivery.c.day).order_by(delivery.c.day.desc()).offset(3)).scalars().first()
+    newer = pipeline.train_model(settings, as_of=earlier)
+    with gateway.transaction(settings.database_url) as conn:
+        registered_newer = registry.current(conn)
+    assert registered_newer.version == newer["version"]
+    fresh = registry.load_model(settings, registered_newer)
+    assert fresh is not kept and registry.load_model(settings, registered_newer) is fresh
+    with gateway.transaction(settings.database_url) as conn:
+        X = compute_features(conn, date.fromisoformat(plan["as_of"]))
+    on_disk = load(registry.models_dir(settings) / registered_newer.file, registered_newer.sha256)
+    assert np.array_equal(fresh.score_samples(X), on_disk.score_samples(X))
+    assert not np.array_equal(fresh.score_samples(X), kept.score_samples(X))
 
 
 def test_model_report_shows_drift_and_the_current_model(city):
