@@ -172,3 +172,9 @@ def keys_present(conn: Connection, table: Table, key: str, keys: pd.Series, colu
     cols = ", ".join(f't."{c}"' for c in [key, *columns])
     rows = conn.execute(text(f'SELECT {cols} FROM "{table.name}" t JOIN incoming_key i ON t."{key}" = i.k')).all()
     return pd.DataFrame(rows, columns=[key, *columns])
+
+
+def in_code_point_order(conn: Connection, column):
+    """`column` for ORDER BY in code-point order, as Python sorts strings: SQLite compares text byte by byte
+    already; PostgreSQL would follow the database's collation."""
+    return column.collate("C") if is_postgres(conn) else column
