@@ -71,7 +71,7 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
     if window_days <= 0:
         raise ValueError("window_days must be positive")
     start = as_of - timedelta(days=window_days)  # excluded: the window is (start, as_of]
-    mine = _part(county)
+    mine = part_members(county)
     people = _recipients(conn, county)
     index = people.index
     out = pd.DataFrame(index=index)
@@ -117,7 +117,7 @@ def _in_county(county: str | None):
     return func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county
 
 
-def _part(county: str | None):
+def part_members(county: str | None):
     """A function giving the condition 'this person_id column is one of the county's recipients' (always
     true without a county)."""
     if county is None:

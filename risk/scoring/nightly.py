@@ -17,7 +17,7 @@ from risk.db.gateway import in_code_point_order, insert_frame
 from risk.db.tables import alert, recipient, score, score_night, score_part
 from risk.detect import alert_id
 from risk.scoring.catalogue import CATALOGUE, describe
-from risk.scoring.features import compute_features
+from risk.scoring.features import compute_features, part_members
 from risk.scoring.reasons import Reason, TopReasons
 from risk.scoring.registry import DEFAULT_WINDOW_DAYS, QUANTILES, Registered, load_model
 from risk.settings import Settings
@@ -68,6 +68,8 @@ def score_county(conn: Connection, settings: Settings, registered: Registered, a
     candidates = np.argsort(-scores, kind="stable")[:k]
     why = dict(zip(candidates.tolist(), reasons.take(candidates).as_lists(names), strict=True))
     people = X.index.astype(str)
+    # the part's earlier rows, if any (a retried task; a person who moved county was scored under the old one)
+    conn.execute(delete(score_part).where(part_members(county)(score_part.c.person_id)))
     for first in range(0, len(X), ROWS_AT_ONCE):
         rows = np.arange(first, min(first + ROWS_AT_ONCE, len(X)))
         part = pd.DataFrame({
@@ -78,8 +80,6 @@ def score_county(conn: Connection, settings: Settings, registered: Registered, a
             "features": [json.dumps({n: float(v) for n, v in X.iloc[i].items()}) if i in why else None
                          for i in rows.tolist()],
         })
-        # a person who moved county was scored under the old one
-        conn.execute(delete(score_part).where(score_part.c.person_id.in_(part["person_id"].tolist())))
         insert_frame(conn, score_part, part)
     return len(X)
 
