@@ -43,6 +43,7 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    null,
     select,
     true,
     type_coerce,
@@ -189,7 +190,11 @@ def _card_use(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
 
 
 def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """Per person: the most pharmacy events at one institution on one day, and in one calendar month."""
+    """Per person: the most pharmacy events at one institution on one day, and in one calendar month.
+
+    Both maxima come from one aggregate per (person, pharmacy, day), stacked (UNION ALL) rather than
+    joined: a join of two derived tables is planned from row estimates, and PostgreSQL's statistics
+    underestimate the newest window (its days lie past the histogram) into a nested loop of N x N."""
     e = card_event.c
     pid = _pid(e.person_id)
     days = (
@@ -198,13 +203,13 @@ def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.Da
         .group_by(pid, e.institution_id, e.occurred_on)
         .cte("pharmacy_days")
     )
-    d = days.c
-    by_day = select(d.pid, func.max(d.n).label("day")).group_by(d.pid).subquery("by_day")
-    months = (select(d.pid, _sum(d.n).label("n"))
-              .group_by(d.pid, d.institution_id, *_month_of(d.day, start, as_of)).subquery("months"))
-    by_month = select(months.c.pid, func.max(months.c.n).label("month")).group_by(months.c.pid).subquery("by_month")
-    q = (select(by_day.c.pid, by_day.c.day, by_month.c.month)
-         .select_from(by_day.join(by_month, by_month.c.pid == by_day.c.pid)))
+    d, none = days.c, cast(null(), BigInteger)
+    stacked = union_all(
+        select(d.pid, d.n.label("on_a_day"), none.label("in_a_month")),
+        select(d.pid, none, _sum(d.n)).group_by(d.pid, d.institution_id, *_month_of(d.day, start, as_of)),
+    ).subquery("stacked")
+    q = (select(stacked.c.pid, func.max(stacked.c.on_a_day).label("day"), func.max(stacked.c.in_a_month).label("month"))
+         .group_by(stacked.c.pid))
     return _frame(conn, q).astype(float)
 
 
@@ -292,21 +297,47 @@ def _peer_ratio(paid: pd.DataFrame) -> pd.Series:
 
 def _account_people(conn: Connection, start: date, as_of: date, county: str | None, mine) -> pd.Series:
     """Per person paid in the window: the distinct people paid in the window into any of the accounts the
-    person was paid into (themselves included). With a county, the pairs are those of every account one
-    of its people was paid into: the people sharing an account may live in another county."""
+    person was paid into (themselves included). With a county, every account one of its people was paid
+    into counts all its people: the people sharing an account may live in another county.
+
+    Without a join: the window's distinct (person, account) pairs, each account's people counted by a
+    window function, and per person the number of accounts and the most people on one. A person paid
+    into one account (nearly everyone) has their answer; the few paid into several are looked up through
+    the person_id and bank_account indexes and their people united in pandas. (A self-join of the pairs
+    would be planned from PostgreSQL's underestimate of the newest window: a nested loop of N x N.)"""
     p = payment.c
     pid = _pid(p.person_id)
     in_window = _in_window(p.paid_on, start, as_of)
-    pairs = select(pid.label("pid"), p.bank_account).where(in_window)
+    paid = select(pid.label("pid"), p.bank_account).where(in_window)
     if county is not None:
-        pairs = pairs.where(p.bank_account.in_(select(p.bank_account).where(in_window, mine(p.person_id))))
-    cte = pairs.group_by(pid, p.bank_account).cte("account_pairs")
-    person, other = cte.alias("person"), cte.alias("other")
-    q = (select(person.c.pid, func.count(func.distinct(other.c.pid)).label("people"))
-         .select_from(person.join(other, other.c.bank_account == person.c.bank_account))
-         .where(mine(person.c.pid))
-         .group_by(person.c.pid))
-    return _frame(conn, q)["people"].astype(float)
+        paid = paid.where(p.bank_account.in_(select(p.bank_account).where(in_window, mine(p.person_id))))
+    pairs = paid.group_by(pid, p.bank_account).subquery("pairs")
+    sized = select(pairs.c.pid, func.count().over(partition_by=pairs.c.bank_account).label("people")) \
+        .subquery("sized")
+    per_person = _frame(conn, select(sized.c.pid, func.count().label("accounts"), func.max(sized.c.people).label("people"))
+                        .where(mine(sized.c.pid)).group_by(sized.c.pid))
+    people = per_person["people"].astype(float)
+    several = per_person.index[per_person["accounts"] > 1]
+    if len(several):
+        people[several] = _people_sharing_accounts(conn, several, in_window)
+    return people
+
+
+def _people_sharing_accounts(conn: Connection, people: pd.Index, in_window) -> pd.Series:
+    """For a few people: the distinct people paid (in the window) into any of their accounts."""
+    p = payment.c
+
+    def theirs(ids: list[str]):
+        return select(p.person_id, p.bank_account).where(p.person_id.in_(ids), in_window).distinct()
+
+    def sharing(accounts: list[str]):
+        return select(p.bank_account, p.person_id.label("other")).where(p.bank_account.in_(accounts), in_window) \
+            .distinct()
+
+    own = _for_people(conn, theirs, people).reset_index()
+    others = _in_chunks(conn, sharing, own["bank_account"].drop_duplicates().tolist())
+    shared = own.merge(others, on="bank_account")[["person_id", "other"]].drop_duplicates()
+    return shared.groupby("person_id").size().astype(float)
 
 
 # ---------------------------------------------------------------- certification
@@ -346,14 +377,20 @@ def _days_since_certification(conn: Connection, index: pd.Index, as_of: date, co
 
 
 def _for_people(conn: Connection, query, people: pd.Index, chunk: int = 10_000) -> pd.DataFrame:
-    """`query(ids)` for a few people (found through the person_id index), one frame indexed by person_id.
-    Chunks keep the bound parameters inside every database's limit (SQLite 32,766 since 3.32, PostgreSQL
-    65,535) while one statement covers 10,000 people: a planner without statistics that scans the table
-    instead of using the index still scans it once, not once per few hundred people."""
-    ids = [str(x) for x in people]
-    if not ids:
-        return pd.DataFrame(columns=list(query([]).selected_columns.keys())).set_index("person_id")
-    return pd.concat([_frame(conn, query(ids[i:i + chunk])) for i in range(0, len(ids), chunk)])
+    """`query(ids)` for a few people (found through the person_id index), one frame indexed by person_id."""
+    return _in_chunks(conn, query, [str(x) for x in people], chunk).set_index("person_id")
+
+
+def _in_chunks(conn: Connection, query, values: list[str], chunk: int = 10_000) -> pd.DataFrame:
+    """`query(values)` over the values 10,000 at a time, one frame. Chunks keep the bound parameters inside
+    every database's limit (SQLite 32,766 since 3.32, PostgreSQL 65,535) while one statement covers
+    10,000 values: a planner without statistics that scans the table instead of using the index still
+    scans it once, not once per few hundred values."""
+    frames = [_frame(conn, query(values[i:i + chunk]), index=None) for i in range(0, len(values), chunk)]
+    found = [f for f in frames if len(f)]  # an empty frame's object columns would turn strings into objects
+    if not found:
+        return pd.DataFrame(columns=list(query([]).selected_columns.keys()))
+    return pd.concat(found, ignore_index=True)
 
 
 def _pid(column):
