@@ -9,56 +9,42 @@ payment when its `paid_on`, is after as_of - window_days and not after as_of. Da
 and since card use look at the whole history up to as_of; age is taken on as_of.
 
 The warehouse does the work, set-based: each query scans a fact table once and returns at most one row
-per person (per person and benefit type for nothing; the four recurring types are columns). Grouping
-per person and county of use, the home county (a join with `recipient`), the busiest pharmacy day and
-calendar month, distinct paid periods, payments into another account than the registered one, the
-people sharing an account (a self-join of the window's (person, account) pairs) and the latest
-certification of three sources are all SQL. pandas only divides, takes the peer medians (no portable
-SQL median) and turns dates into days, column by column. Dates are bound parameters and the SQL is
-plain (CASE, substr, MIN/MAX/SUM, COUNT DISTINCT, UNION ALL, CTEs), the same on SQLite and PostgreSQL;
-a calendar month is a CASE over the window's month boundaries, bound as dates.
-
-Two things keep SQLite fast (a 100,000-person year: ~2M card events, ~1.2M payments):
-- the per-person GROUP BYs group by `_pid(person_id)`, an expression (substr of the whole ID), not the bare
-  column: on the bare column SQLite walks the person_id index and fetches every row at random, 4-5 times
-  slower than one sequential scan and a sort. PostgreSQL hashes either way.
-- dates come back as text on SQLite (type_coerce to String) and pandas parses them in one vectorised
-  call, instead of a Python date object per value; PostgreSQL's driver returns dates, which pandas takes
-  as they are.
-Results are fetched in slices of `FETCH_ROWS`, so that a million people never sit in memory as Python
-tuples at once.
+per person (the four recurring benefit types as columns). The home county (a join of each person's
+per-county aggregate with `recipient`), the busiest pharmacy day and calendar month, distinct paid
+periods, payments into another account than the registered one, the people sharing an account (a
+window function over the window's (person, account) pairs) and the latest certification of three
+sources are all SQL. pandas only divides, takes the peer medians (no portable SQL median) and turns
+dates into days, column by column. Dates are bound parameters and the SQL is plain (CASE, substr,
+MIN/MAX/SUM, COUNT DISTINCT, UNION ALL, a window function, CTEs), the same on SQLite and PostgreSQL; a
+calendar month is a CASE over the window's month boundaries, bound as dates. No query joins two derived
+tables (see `_pharmacy_busiest`). How the queries are read: risk/scoring/aggregates.py.
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
 
 import pandas as pd
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    String,
-    and_,
-    case,
-    cast,
-    func,
-    literal_column,
-    null,
-    select,
-    true,
-    type_coerce,
-    union_all,
-)
+from sqlalchemy import BigInteger, Connection, case, cast, func, literal_column, null, select, true, union_all
 
 from risk.contract import RECURRING
 from risk.db.tables import card_event, certification, payment, recipient
+from risk.scoring.aggregates import (
+    as_text,
+    count_if,
+    dates,
+    for_people,
+    frame,
+    in_chunks,
+    person_key,
+    share,
+    sum_int,
+    within_window,
+)
 from risk.scoring.catalogue import CATALOGUE, FEATURE_NAMES
 
 CARD_TYPES = ("medical", "pharmacy", "withdrawal", "transit", "other")
 NIGHT_LAST_HOUR = 5  # Beijing hours 0-5 are night
 COUNTY_DIGITS = 6  # a 12-digit region code starts with its 6-digit county
-ID_LENGTH = 18
-FETCH_ROWS = 100_000
 
 
 def compute_features(conn: Connection, as_of: date, window_days: int = 90,
@@ -82,23 +68,23 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
     events = card["events"]
     for t in CARD_TYPES:
         out[f"{t}_per_30d"] = card[f"n_{t}"] * per_30
-    out["night_share"] = _share(card["n_night"], events)
-    out["away_share"] = _share(card["n_away"], events)
+    out["night_share"] = share(card["n_night"], events)
+    out["away_share"] = share(card["n_away"], events)
     out["distinct_counties"] = card["counties"]
     busiest = _pharmacy_busiest(conn, start, as_of, mine).reindex(index)
     out["pharmacy_busiest_day"] = busiest["day"]
     out["pharmacy_busiest_month"] = busiest["month"]
     out["card_amount_per_30d"] = card["cents"] / 100 * per_30
     out["card_max_amount"] = card["max_cents"] / 100
-    out["withdrawal_amount_share"] = _share(card["withdrawal_cents"], card["cents"])
+    out["withdrawal_amount_share"] = share(card["withdrawal_cents"], card["cents"])
 
     paid = _payments(conn, start, as_of, mine).reindex(index)
     out["payment_peer_ratio"] = _peer_ratio(paid)
     out["days_since_certification"] = _days_since_certification(conn, index, as_of, county, mine)
     out["age"] = _age(people["birth_date"], as_of)
     out["account_people"] = _account_people(conn, start, as_of, county, mine).reindex(index)
-    out["other_account_share"] = _share(paid["elsewhere_cents"], paid["cents"])
-    last_use = _dates(card["last_use"])
+    out["other_account_share"] = share(paid["elsewhere_cents"], paid["cents"])
+    last_use = dates(card["last_use"])
     silent = index[last_use.isna()]
     last_use = last_use.fillna(_last_use_before_window(conn, silent, as_of).reindex(index))
     out["days_since_card_use"] = _days_since_card_use(conn, last_use, as_of)
@@ -129,9 +115,9 @@ def part_members(county: str | None):
 
 def _recipients(conn: Connection, county: str | None = None) -> pd.DataFrame:
     r = recipient.c
-    people = _frame(conn, select(r.person_id, _text(r.birth_date).label("birth_date")).where(_in_county(county)),
-                    index=None)
-    people["birth_date"] = _dates(people["birth_date"])
+    people = frame(conn, select(r.person_id, as_text(r.birth_date).label("birth_date")).where(_in_county(county)),
+                   index=None)
+    people["birth_date"] = dates(people["birth_date"])
     return people.set_index("person_id").sort_index()
 
 
@@ -151,20 +137,20 @@ def _card_use(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     The events are first grouped per (person, county of use), then joined with the person's recipient
     row (one lookup per group, not per event) and summed per person."""
     e = card_event.c
-    pid = _pid(e.person_id)
+    pid = person_key(e.person_id)
     by_county = (
         select(
             pid.label("pid"),
             e.county_code,
             func.count().label("events"),
-            *[_count_if(e.event_type == t).label(f"n_{t}") for t in CARD_TYPES],
-            _count_if(e.occurred_hour <= NIGHT_LAST_HOUR).label("n_night"),
+            *[count_if(e.event_type == t).label(f"n_{t}") for t in CARD_TYPES],
+            count_if(e.occurred_hour <= NIGHT_LAST_HOUR).label("n_night"),
             func.sum(e.amount_cents).label("cents"),
             func.max(e.amount_cents).label("max_cents"),
             func.sum(case((e.event_type == "withdrawal", e.amount_cents), else_=0)).label("withdrawal_cents"),
-            func.max(_text(e.occurred_on)).label("last_use"),
+            func.max(as_text(e.occurred_on)).label("last_use"),
         )
-        .where(_in_window(e.occurred_on, start, as_of), mine(e.person_id))
+        .where(within_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.county_code)
         .subquery("by_county")
     )
@@ -173,20 +159,20 @@ def _card_use(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     q = (
         select(
             c.pid,
-            _sum(c.events).label("events"),
-            *[_sum(c[f"n_{t}"]).label(f"n_{t}") for t in CARD_TYPES],
-            _sum(c.n_night).label("n_night"),
-            _sum(case((home, 0), else_=c.events)).label("n_away"),
+            sum_int(c.events).label("events"),
+            *[sum_int(c[f"n_{t}"]).label(f"n_{t}") for t in CARD_TYPES],
+            sum_int(c.n_night).label("n_night"),
+            sum_int(case((home, 0), else_=c.events)).label("n_away"),
             func.count().label("counties"),
-            _sum(c.cents).label("cents"),
+            sum_int(c.cents).label("cents"),
             func.max(c.max_cents).label("max_cents"),
-            _sum(c.withdrawal_cents).label("withdrawal_cents"),
+            sum_int(c.withdrawal_cents).label("withdrawal_cents"),
             func.max(c.last_use).label("last_use"),
         )
         .select_from(by_county.join(recipient, r.person_id == c.pid))
         .group_by(c.pid)
     )
-    return _frame(conn, q)
+    return frame(conn, q)
 
 
 def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
@@ -196,21 +182,21 @@ def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.Da
     joined: a join of two derived tables is planned from row estimates, and PostgreSQL's statistics
     underestimate the newest window (its days lie past the histogram) into a nested loop of N x N."""
     e = card_event.c
-    pid = _pid(e.person_id)
+    pid = person_key(e.person_id)
     days = (
         select(pid.label("pid"), e.institution_id, e.occurred_on.label("day"), func.count().label("n"))
-        .where(e.event_type == "pharmacy", _in_window(e.occurred_on, start, as_of), mine(e.person_id))
+        .where(e.event_type == "pharmacy", within_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.institution_id, e.occurred_on)
         .cte("pharmacy_days")
     )
     d, none = days.c, cast(null(), BigInteger)
     stacked = union_all(
         select(d.pid, d.n.label("on_a_day"), none.label("in_a_month")),
-        select(d.pid, none, _sum(d.n)).group_by(d.pid, d.institution_id, *_month_of(d.day, start, as_of)),
+        select(d.pid, none, sum_int(d.n)).group_by(d.pid, d.institution_id, *_month_of(d.day, start, as_of)),
     ).subquery("stacked")
     q = (select(stacked.c.pid, func.max(stacked.c.on_a_day).label("day"), func.max(stacked.c.in_a_month).label("month"))
          .group_by(stacked.c.pid))
-    return _frame(conn, q).astype(float)
+    return frame(conn, q).astype(float)
 
 
 def _month_of(day_column, start: date, as_of: date) -> list:
@@ -236,10 +222,10 @@ def _last_use_before_window(conn: Connection, silent: pd.Index, as_of: date) -> 
     e = card_event.c
 
     def query(ids: list[str]):
-        return (select(e.person_id, func.max(_text(e.occurred_on)).label("day"))
+        return (select(e.person_id, func.max(as_text(e.occurred_on)).label("day"))
                 .where(e.person_id.in_(ids), e.occurred_on <= as_of).group_by(e.person_id))
 
-    return _dates(_for_people(conn, query, silent)["day"])
+    return dates(for_people(conn, query, silent)["day"])
 
 
 def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> pd.Series:
@@ -247,7 +233,7 @@ def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> 
     event to as_of (as long as the records can tell; 0 with no card events at all)."""
     days = (pd.Timestamp(as_of) - last_use).dt.days.astype(float)
     if days.isna().any():
-        first = conn.execute(select(func.min(_text(card_event.c.occurred_on)))
+        first = conn.execute(select(func.min(as_text(card_event.c.occurred_on)))
                              .where(card_event.c.occurred_on <= as_of)).scalar()
         span = 0.0 if first is None else float((pd.Timestamp(as_of) - pd.Timestamp(first)).days)
         days = days.fillna(span)
@@ -262,24 +248,24 @@ def _payments(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     than the registered one, the home county, and per recurring benefit type the amount and the number
     of distinct periods paid (`<type>_cents`, `<type>_periods`)."""
     p, r = payment.c, recipient.c
-    pid = _pid(p.person_id)
+    pid = person_key(p.person_id)
     per_type = []
     for t in RECURRING:
-        per_type += [_sum(case((p.benefit_type == t, p.amount_cents))).label(f"{t}_cents"),
+        per_type += [sum_int(case((p.benefit_type == t, p.amount_cents))).label(f"{t}_cents"),
                      func.count(func.distinct(case((p.benefit_type == t, p.period)))).label(f"{t}_periods")]
     q = (
         select(
             pid.label("pid"),
             func.min(func.substr(r.village_code, 1, COUNTY_DIGITS)).label("county"),
-            _sum(p.amount_cents).label("cents"),
-            _sum(case((p.bank_account == r.bank_account, 0), else_=p.amount_cents)).label("elsewhere_cents"),
+            sum_int(p.amount_cents).label("cents"),
+            sum_int(case((p.bank_account == r.bank_account, 0), else_=p.amount_cents)).label("elsewhere_cents"),
             *per_type,
         )
         .select_from(payment.join(recipient, r.person_id == p.person_id))
-        .where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
+        .where(within_window(p.paid_on, start, as_of), mine(p.person_id))
         .group_by(pid)
     )
-    paid = _frame(conn, q)
+    paid = frame(conn, q)
     numbers = [c for c in paid.columns if c != "county"]
     return paid.astype(dict.fromkeys(numbers, "float64"))
 
@@ -306,16 +292,16 @@ def _account_people(conn: Connection, start: date, as_of: date, county: str | No
     the person_id and bank_account indexes and their people united in pandas. (A self-join of the pairs
     would be planned from PostgreSQL's underestimate of the newest window: a nested loop of N x N.)"""
     p = payment.c
-    pid = _pid(p.person_id)
-    in_window = _in_window(p.paid_on, start, as_of)
+    pid = person_key(p.person_id)
+    in_window = within_window(p.paid_on, start, as_of)
     paid = select(pid.label("pid"), p.bank_account).where(in_window)
     if county is not None:
         paid = paid.where(p.bank_account.in_(select(p.bank_account).where(in_window, mine(p.person_id))))
     pairs = paid.group_by(pid, p.bank_account).subquery("pairs")
     sized = select(pairs.c.pid, func.count().over(partition_by=pairs.c.bank_account).label("people")) \
         .subquery("sized")
-    per_person = _frame(conn, select(sized.c.pid, func.count().label("accounts"), func.max(sized.c.people).label("people"))
-                        .where(mine(sized.c.pid)).group_by(sized.c.pid))
+    per_person = frame(conn, select(sized.c.pid, func.count().label("accounts"), func.max(sized.c.people).label("people"))
+                       .where(mine(sized.c.pid)).group_by(sized.c.pid))
     people = per_person["people"].astype(float)
     several = per_person.index[per_person["accounts"] > 1]
     if len(several):
@@ -334,8 +320,8 @@ def _people_sharing_accounts(conn: Connection, people: pd.Index, in_window) -> p
         return select(p.bank_account, p.person_id.label("other")).where(p.bank_account.in_(accounts), in_window) \
             .distinct()
 
-    own = _for_people(conn, theirs, people).reset_index()
-    others = _in_chunks(conn, sharing, own["bank_account"].drop_duplicates().tolist())
+    own = for_people(conn, theirs, people).reset_index()
+    others = in_chunks(conn, sharing, own["bank_account"].drop_duplicates().tolist())
     shared = own.merge(others, on="bank_account")[["person_id", "other"]].drop_duplicates()
     return shared.groupby("person_id").size().astype(float)
 
@@ -352,108 +338,22 @@ def _days_since_certification(conn: Connection, index: pd.Index, as_of: date, co
     sources = union_all(
         select(r.person_id.label("pid"), r.last_certified_on.label("day"))
         .where(r.last_certified_on <= as_of, _in_county(county)),
-        select(_pid(c.person_id), c.certified_on).where(c.certified_on <= as_of, mine(c.person_id)),
-        select(_pid(e.person_id), e.occurred_on)
+        select(person_key(c.person_id), c.certified_on).where(c.certified_on <= as_of, mine(c.person_id)),
+        select(person_key(e.person_id), e.occurred_on)
         .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id)),
     ).subquery("certified")
-    latest = _frame(conn, select(sources.c.pid, func.max(_text(sources.c.day)).label("day"))
-                    .group_by(sources.c.pid))["day"]
-    latest = _dates(latest).reindex(index)
+    latest = frame(conn, select(sources.c.pid, func.max(as_text(sources.c.day)).label("day"))
+                   .group_by(sources.c.pid))["day"]
+    latest = dates(latest).reindex(index)
     never = latest.index[latest.isna()]
     if len(never):
         p = payment.c
 
         def query(ids: list[str]):
-            return (select(p.person_id, func.min(_text(p.period)).label("period"))
+            return (select(p.person_id, func.min(as_text(p.period)).label("period"))
                     .where(p.person_id.in_(ids), p.benefit_type.in_(RECURRING), p.period <= as_of)
                     .group_by(p.person_id))
 
-        first_paid = _dates(_for_people(conn, query, never)["period"])
+        first_paid = dates(for_people(conn, query, never)["period"])
         latest = latest.fillna(first_paid.reindex(index))
     return (pd.Timestamp(as_of) - latest).dt.days.astype(float)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _for_people(conn: Connection, query, people: pd.Index, chunk: int = 10_000) -> pd.DataFrame:
-    """`query(ids)` for a few people (found through the person_id index), one frame indexed by person_id."""
-    return _in_chunks(conn, query, [str(x) for x in people], chunk).set_index("person_id")
-
-
-def _in_chunks(conn: Connection, query, values: list[str], chunk: int = 10_000) -> pd.DataFrame:
-    """`query(values)` over the values 10,000 at a time, one frame. Chunks keep the bound parameters inside
-    every database's limit (SQLite 32,766 since 3.32, PostgreSQL 65,535) while one statement covers
-    10,000 values: a planner without statistics that scans the table instead of using the index still
-    scans it once, not once per few hundred values."""
-    frames = [_frame(conn, query(values[i:i + chunk]), index=None) for i in range(0, len(values), chunk)]
-    found = [f for f in frames if len(f)]  # an empty frame's object columns would turn strings into objects
-    if not found:
-        return pd.DataFrame(columns=list(query([]).selected_columns.keys()))
-    return pd.concat(found, ignore_index=True)
-
-
-def _pid(column):
-    """The person_id as an expression, for GROUP BY: see the module docstring (SQLite's index walk).
-    Constants are literal so that the SELECT and GROUP BY expressions are textually equal (PostgreSQL)."""
-    return func.substr(column, literal_column("1"), literal_column(str(ID_LENGTH)))
-
-
-def _count_if(condition):
-    return func.sum(case((condition, 1), else_=0))
-
-
-def _sum(value):
-    """SUM as a BIGINT: PostgreSQL sums BIGINT into NUMERIC, which psycopg reads as a Decimal per value."""
-    return cast(func.sum(value), BigInteger)
-
-
-def _text(column):
-    """A date column read back without per-value conversion (text on SQLite, a date on PostgreSQL)."""
-    return type_coerce(column, String)
-
-
-def _dates(values: pd.Series) -> pd.Series:
-    """ISO date text (SQLite) or dates (PostgreSQL) as datetime64, missing as NaT."""
-    present = values.dropna()
-    if present.empty:
-        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
-    if isinstance(present.iloc[0], str):
-        return pd.to_datetime(values, format="%Y-%m-%d")
-    return pd.to_datetime(values)
-
-
-def _in_window(day_column, start: date, as_of: date):
-    return and_(day_column > start, day_column <= as_of)
-
-
-def _frame(conn: Connection, query, index: str | None = "person_id") -> pd.DataFrame:
-    """Run `query`; its `pid` column (if any) becomes person_id; the index when `index` is given."""
-    result = conn.execute(query)
-    columns = list(result.keys())
-    # The driver's own tuples, a slice at a time: the selected columns need no SQLAlchemy result processing
-    # (dates come as text, see _text), and Row objects cost more than the query on big aggregates. SQLite
-    # steps the statement per slice; psycopg holds the whole result in libpq's compact form and makes
-    # Python tuples a slice at a time. (stream_results would prefetch rows into SQLAlchemy's own buffer.)
-    cursor = result.cursor
-    slices = []
-    while cursor is not None:
-        rows = cursor.fetchmany(FETCH_ROWS)
-        if not rows:
-            break
-        slices.append(pd.DataFrame.from_records(rows, columns=columns))
-        del rows
-    result.close()
-    frame = pd.concat(slices, ignore_index=True) if slices else pd.DataFrame(columns=columns)
-    frame = frame.rename(columns={"pid": "person_id"})
-    for column in frame.columns:  # PostgreSQL's NUMERIC (MIN/MAX of sums, AVG) arrives as Decimal
-        values = frame[column].dropna()
-        if frame[column].dtype == object and len(values) and isinstance(values.iloc[0], Decimal):
-            frame[column] = frame[column].astype(float)
-    return frame.set_index(index) if index else frame
-
-
-def _share(part: pd.Series, whole: pd.Series) -> pd.Series:
-    """part / whole, NaN (neutral later) where whole is 0 or missing."""
-    whole = whole.astype(float)
-    return part.astype(float) / whole.where(whole > 0)

@@ -412,7 +412,7 @@ def test_lookups_by_person_in_chunks(sqlite_url):
     """The few-people lookups (silent cards, never certified) give the same answer however they are cut."""
     from sqlalchemy import func, select
 
-    from risk.scoring.features import _for_people
+    from risk.scoring.aggregates import for_people
 
     w = Warehouse()
     a, b, c = w.person(), w.person(), w.person()
@@ -427,9 +427,9 @@ def test_lookups_by_person_in_chunks(sqlite_url):
             .group_by(e.person_id)
 
     with gateway.transaction(sqlite_url) as conn:
-        whole = _for_people(conn, query, pd.Index([a, b, c]))
-        cut = _for_people(conn, query, pd.Index([a, b, c]), chunk=1)
-        none = _for_people(conn, query, pd.Index([]))
+        whole = for_people(conn, query, pd.Index([a, b, c]))
+        cut = for_people(conn, query, pd.Index([a, b, c]), chunk=1)
+        none = for_people(conn, query, pd.Index([]))
     pd.testing.assert_frame_equal(whole.sort_index(), cut.sort_index(), check_dtype=False)
     assert len(whole) == 2
     assert none.empty and list(none.columns) == ["day"]
