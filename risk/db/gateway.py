@@ -308,3 +308,9 @@ def delete_keys(conn: Connection, table: Table, key: str, keys: pd.Series) -> in
     return sum(conn.exec_driver_sql(f'DELETE FROM "{table.name}" WHERE "{key}" IN (SELECT value FROM json_each(?))',
                                     (json.dumps(doomed[start:start + KEY_CHUNK].to_pylist(), ensure_ascii=False),)
                                     ).rowcount for start in range(0, len(doomed), KEY_CHUNK))
+
+
+def in_code_point_order(conn: Connection, column):
+    """`column` for ORDER BY in code-point order, as Python sorts strings: SQLite compares text byte by byte
+    already; PostgreSQL would follow the database's collation."""
+    return column.collate("C") if is_postgres(conn) else column

@@ -8,37 +8,43 @@ The window is (as_of - window_days, as_of]: a card event counts when its Beijing
 payment when its `paid_on`, is after as_of - window_days and not after as_of. Days since certification
 and since card use look at the whole history up to as_of; age is taken on as_of.
 
-The warehouse does the heavy work. Each query scans a fact table once and returns a compact aggregate:
-per (person, county) for the window's card events, per (person, pharmacy, day), per (person, benefit type,
-account, period) for the window's payments, per person for certification events. Dates are bound
-parameters and the SQL is plain (CASE, substr, MIN/MAX/SUM), the same on SQLite and PostgreSQL; pandas
-finishes shares, peer medians and account sharing, vectorised.
-
-Two things keep SQLite fast (a 100,000-person year: ~2M card events, ~1.2M payments):
-- the per-person GROUP BYs group by `_pid(person_id)`, an expression (substr of the whole ID), not the bare
-  column: on the bare column SQLite walks the person_id index and fetches every row at random, 4-5 times
-  slower than one sequential scan and a sort. PostgreSQL hashes either way.
-- dates and periods come back as text on SQLite (type_coerce to String) and pandas parses them in one
-  vectorised call, instead of a Python date object per value; PostgreSQL's driver returns dates, which
-  pandas takes as they are.
+The warehouse does the work, set-based: each query scans a fact table once and returns at most one row
+per person (the four recurring benefit types as columns). The home county (a join of each person's
+per-county aggregate with `recipient`), the busiest pharmacy day and calendar month, distinct paid
+periods, payments into another account than the registered one, the people sharing an account (a
+window function over the window's (person, account) pairs) and the latest certification of three
+sources are all SQL. pandas only divides, takes the peer medians (no portable SQL median) and turns
+dates into days, column by column. Dates are bound parameters and the SQL is plain (CASE, substr,
+MIN/MAX/SUM, COUNT DISTINCT, UNION ALL, a window function, CTEs), the same on SQLite and PostgreSQL; a
+calendar month is a CASE over the window's month boundaries, bound as dates. No query joins two derived
+tables (see `_pharmacy_busiest`). How the queries are read: risk/scoring/aggregates.py.
 """
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import Decimal
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, String, and_, case, func, literal_column, select, true, type_coerce
+from sqlalchemy import BigInteger, Connection, case, cast, func, literal_column, null, select, true, union_all
 
 from risk.contract import RECURRING
 from risk.db.tables import card_event, certification, payment, recipient
+from risk.scoring.aggregates import (
+    as_text,
+    count_if,
+    dates,
+    for_people,
+    frame,
+    in_chunks,
+    person_key,
+    share,
+    sum_int,
+    within_window,
+)
 from risk.scoring.catalogue import CATALOGUE, FEATURE_NAMES
 
 CARD_TYPES = ("medical", "pharmacy", "withdrawal", "transit", "other")
 NIGHT_LAST_HOUR = 5  # Beijing hours 0-5 are night
 COUNTY_DIGITS = 6  # a 12-digit region code starts with its 6-digit county
-ID_LENGTH = 18
 
 
 def compute_features(conn: Connection, as_of: date, window_days: int = 90,
@@ -52,36 +58,35 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
     if window_days <= 0:
         raise ValueError("window_days must be positive")
     start = as_of - timedelta(days=window_days)  # excluded: the window is (start, as_of]
-    mine = _part(county)
+    mine = part_members(county)
     people = _recipients(conn, county)
     index = people.index
     out = pd.DataFrame(index=index)
     per_30 = 30.0 / window_days
 
-    by_county = _card_by_county(conn, start, as_of, mine)
-    card = _card_per_person(by_county, people).reindex(index)
+    card = _card_use(conn, start, as_of, mine).reindex(index)
     events = card["events"]
     for t in CARD_TYPES:
         out[f"{t}_per_30d"] = card[f"n_{t}"] * per_30
-    out["night_share"] = _share(card["n_night"], events)
-    out["away_share"] = _share(card["n_away"], events)
+    out["night_share"] = share(card["n_night"], events)
+    out["away_share"] = share(card["n_away"], events)
     out["distinct_counties"] = card["counties"]
     busiest = _pharmacy_busiest(conn, start, as_of, mine).reindex(index)
     out["pharmacy_busiest_day"] = busiest["day"]
     out["pharmacy_busiest_month"] = busiest["month"]
     out["card_amount_per_30d"] = card["cents"] / 100 * per_30
     out["card_max_amount"] = card["max_cents"] / 100
-    out["withdrawal_amount_share"] = _share(card["withdrawal_cents"], card["cents"])
+    out["withdrawal_amount_share"] = share(card["withdrawal_cents"], card["cents"])
 
-    paid = _payments_in_window(conn, start, as_of, mine)
-    out["payment_peer_ratio"] = _peer_ratio(paid, people)
-    out["days_since_certification"] = _days_since_certification(conn, people, as_of, mine)
+    paid = _payments(conn, start, as_of, mine).reindex(index)
+    out["payment_peer_ratio"] = _peer_ratio(paid)
+    out["days_since_certification"] = _days_since_certification(conn, index, as_of, county, mine)
     out["age"] = _age(people["birth_date"], as_of)
-    pairs = paid[["person_id", "bank_account"]] if county is None else _account_pairs(conn, start, as_of, mine)
-    out["account_people"] = _account_people(pairs)
-    out["other_account_share"] = _other_account_share(paid, people)
-    silent = index[card["last_use"].isna()]
-    last_use = card["last_use"].fillna(_last_use_before_window(conn, silent, as_of).reindex(index))
+    out["account_people"] = _account_people(conn, start, as_of, county, mine).reindex(index)
+    out["other_account_share"] = share(paid["elsewhere_cents"], paid["cents"])
+    last_use = dates(card["last_use"])
+    silent = index[last_use.isna()]
+    last_use = last_use.fillna(_last_use_before_window(conn, silent, as_of).reindex(index))
     out["days_since_card_use"] = _days_since_card_use(conn, last_use, as_of)
 
     for name, f in CATALOGUE.items():
@@ -92,26 +97,27 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
 # ---------------------------------------------------------------- people
 
 
-def _part(county: str | None):
+def _in_county(county: str | None):
+    """The condition 'this recipient lives in the county' (always true without a county)."""
+    if county is None:
+        return true()
+    return func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county
+
+
+def part_members(county: str | None):
     """A function giving the condition 'this person_id column is one of the county's recipients' (always
     true without a county)."""
     if county is None:
         return lambda _column: true()
-    members = select(recipient.c.person_id).where(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county)
+    members = select(recipient.c.person_id).where(_in_county(county))
     return lambda column: column.in_(members)
 
 
 def _recipients(conn: Connection, county: str | None = None) -> pd.DataFrame:
     r = recipient.c
-    q = select(r.person_id, r.village_code, _text(r.birth_date).label("birth_date"),
-               _text(r.last_certified_on).label("last_certified_on"), r.bank_account)
-    if county is not None:
-        q = q.where(func.substr(r.village_code, 1, COUNTY_DIGITS) == county)
-    people = _frame(conn, q,
-                    index=None)
-    people["county"] = people["village_code"].astype(str).str.slice(0, COUNTY_DIGITS)
-    people["birth_date"] = _dates(people["birth_date"])
-    people["last_certified_on"] = _dates(people["last_certified_on"])
+    people = frame(conn, select(r.person_id, as_text(r.birth_date).label("birth_date")).where(_in_county(county)),
+                   index=None)
+    people["birth_date"] = dates(people["birth_date"])
     return people.set_index("person_id").sort_index()
 
 
@@ -124,15 +130,15 @@ def _age(birth: pd.Series, as_of: date) -> pd.Series:
 # ---------------------------------------------------------------- card events
 
 
-def _card_by_county(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """The window's card events per (person, county): counts per type and at night, amounts, last day."""
+def _card_use(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
+    """Per person, the window's card events: counts per type, at night and outside the home county,
+    distinct counties of use, amounts, the last day of use.
+
+    The events are first grouped per (person, county of use), then joined with the person's recipient
+    row (one lookup per group, not per event) and summed per person."""
     e = card_event.c
-    pid = _pid(e.person_id)
-
-    def count_if(condition):
-        return func.sum(case((condition, 1), else_=0))
-
-    q = (
+    pid = person_key(e.person_id)
+    by_county = (
         select(
             pid.label("pid"),
             e.county_code,
@@ -142,60 +148,72 @@ def _card_by_county(conn: Connection, start: date, as_of: date, mine) -> pd.Data
             func.sum(e.amount_cents).label("cents"),
             func.max(e.amount_cents).label("max_cents"),
             func.sum(case((e.event_type == "withdrawal", e.amount_cents), else_=0)).label("withdrawal_cents"),
-            func.max(_text(e.occurred_on)).label("last_use"),
+            func.max(as_text(e.occurred_on)).label("last_use"),
         )
-        .where(_in_window(e.occurred_on, start, as_of), mine(e.person_id))
+        .where(within_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.county_code)
+        .subquery("by_county")
     )
-    return _frame(conn, q, index=None)
-
-
-def _card_per_person(by_county: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
-    """Per person: the sums over counties, events outside the home county, distinct counties."""
-    home = people["county"].reindex(by_county["person_id"]).to_numpy()
-    away = by_county["county_code"].astype(str).str.slice(0, COUNTY_DIGITS).to_numpy() != home
-    by_county = by_county.assign(n_away=np.where(away, by_county["events"], 0),
-                                 last_use=_dates(by_county["last_use"]))
-    sums = ["events", *[f"n_{t}" for t in CARD_TYPES], "n_night", "n_away", "cents", "withdrawal_cents"]
-    grouped = by_county.groupby("person_id")
-    card = grouped[sums].sum().astype(float)
-    card["max_cents"] = grouped["max_cents"].max().astype(float)
-    card["counties"] = grouped.size().astype(float)
-    card["last_use"] = grouped["last_use"].max()
-    return card
+    c, r = by_county.c, recipient.c
+    home = func.substr(c.county_code, 1, COUNTY_DIGITS) == func.substr(r.village_code, 1, COUNTY_DIGITS)
+    q = (
+        select(
+            c.pid,
+            sum_int(c.events).label("events"),
+            *[sum_int(c[f"n_{t}"]).label(f"n_{t}") for t in CARD_TYPES],
+            sum_int(c.n_night).label("n_night"),
+            sum_int(case((home, 0), else_=c.events)).label("n_away"),
+            func.count().label("counties"),
+            sum_int(c.cents).label("cents"),
+            func.max(c.max_cents).label("max_cents"),
+            sum_int(c.withdrawal_cents).label("withdrawal_cents"),
+            func.max(c.last_use).label("last_use"),
+        )
+        .select_from(by_county.join(recipient, r.person_id == c.pid))
+        .group_by(c.pid)
+    )
+    return frame(conn, q)
 
 
 def _pharmacy_busiest(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     """Per person: the most pharmacy events at one institution on one day, and in one calendar month.
 
-    SQL counts per (person, pharmacy, day); months are taken in pandas (SQL has no portable month
-    function) on rows already aggregated."""
+    Both maxima come from one aggregate per (person, pharmacy, day), stacked (UNION ALL) rather than
+    joined: a join of two derived tables is planned from row estimates, and PostgreSQL's statistics
+    underestimate the newest window (its days lie past the histogram) into a nested loop of N x N."""
     e = card_event.c
-    pid = _pid(e.person_id)
-    q = (
-        select(pid.label("pid"), e.institution_id, _text(e.occurred_on).label("day"), func.count().label("n"))
-        .where(e.event_type == "pharmacy", _in_window(e.occurred_on, start, as_of), mine(e.person_id))
+    pid = person_key(e.person_id)
+    days = (
+        select(pid.label("pid"), e.institution_id, e.occurred_on.label("day"), func.count().label("n"))
+        .where(e.event_type == "pharmacy", within_window(e.occurred_on, start, as_of), mine(e.person_id))
         .group_by(pid, e.institution_id, e.occurred_on)
+        .cte("pharmacy_days")
     )
-    days = _frame(conn, q, index=None)
-    if days.empty:
-        return pd.DataFrame({"day": pd.Series(dtype=float), "month": pd.Series(dtype=float)})
-    days["month"] = _dates(days["day"]).to_numpy().astype("datetime64[M]")
-    by_day = days.groupby("person_id")["n"].max()
-    by_month = days.groupby(["person_id", "institution_id", "month"])["n"].sum().groupby(level=0).max()
-    return pd.DataFrame({"day": by_day, "month": by_month}).astype(float)
+    d, none = days.c, cast(null(), BigInteger)
+    stacked = union_all(
+        select(d.pid, d.n.label("on_a_day"), none.label("in_a_month")),
+        select(d.pid, none, sum_int(d.n)).group_by(d.pid, d.institution_id, *_month_of(d.day, start, as_of)),
+    ).subquery("stacked")
+    q = (select(stacked.c.pid, func.max(stacked.c.on_a_day).label("day"), func.max(stacked.c.in_a_month).label("month"))
+         .group_by(stacked.c.pid))
+    return frame(conn, q).astype(float)
 
 
-def _certification_events(conn: Connection, as_of: date, mine) -> pd.Series:
-    """Per person: the day of the latest certification card event on or before as_of."""
-    e = card_event.c
-    pid = _pid(e.person_id)
-    q = (
-        select(pid.label("pid"), func.max(_text(e.occurred_on)).label("day"))
-        .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id))
-        .group_by(pid)
-    )
-    return _dates(_frame(conn, q)["day"])
+def _month_of(day_column, start: date, as_of: date) -> list:
+    """The calendar month of a day in the window (start, as_of], as a GROUP BY term: a CASE over the
+    first days of the months that begin inside the window (bound dates), numbering the months from 0.
+    No term when the window lies inside one month."""
+    firsts = []
+    month = date(start.year, start.month, 1)
+    while True:
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        if month > as_of:
+            break
+        firsts.append(month)
+    if not firsts:
+        return []
+    numbered = reversed(list(enumerate(firsts, 1)))
+    return [case(*[(day_column >= first, literal_column(str(n))) for n, first in numbered], else_=literal_column("0"))]
 
 
 def _last_use_before_window(conn: Connection, silent: pd.Index, as_of: date) -> pd.Series:
@@ -204,10 +222,10 @@ def _last_use_before_window(conn: Connection, silent: pd.Index, as_of: date) -> 
     e = card_event.c
 
     def query(ids: list[str]):
-        return (select(e.person_id, func.max(_text(e.occurred_on)).label("day"))
+        return (select(e.person_id, func.max(as_text(e.occurred_on)).label("day"))
                 .where(e.person_id.in_(ids), e.occurred_on <= as_of).group_by(e.person_id))
 
-    return _dates(_for_people(conn, query, silent)["day"])
+    return dates(for_people(conn, query, silent)["day"])
 
 
 def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> pd.Series:
@@ -215,7 +233,7 @@ def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> 
     event to as_of (as long as the records can tell; 0 with no card events at all)."""
     days = (pd.Timestamp(as_of) - last_use).dt.days.astype(float)
     if days.isna().any():
-        first = conn.execute(select(func.min(_text(card_event.c.occurred_on)))
+        first = conn.execute(select(func.min(as_text(card_event.c.occurred_on)))
                              .where(card_event.c.occurred_on <= as_of)).scalar()
         span = 0.0 if first is None else float((pd.Timestamp(as_of) - pd.Timestamp(first)).days)
         days = days.fillna(span)
@@ -225,147 +243,117 @@ def _days_since_card_use(conn: Connection, last_use: pd.Series, as_of: date) -> 
 # ---------------------------------------------------------------- payments
 
 
-def _payments_in_window(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """Per (person, benefit type, bank account, period): the amount paid in the window (by paid_on).
-    About one row per payment of the window: compact enough to finish in pandas."""
-    p = payment.c
-    pid = _pid(p.person_id)
+def _payments(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
+    """Per person, the window's payments (by paid_on): the amount, the amount paid into another account
+    than the registered one, the home county, and per recurring benefit type the amount and the number
+    of distinct periods paid (`<type>_cents`, `<type>_periods`)."""
+    p, r = payment.c, recipient.c
+    pid = person_key(p.person_id)
+    per_type = []
+    for t in RECURRING:
+        per_type += [sum_int(case((p.benefit_type == t, p.amount_cents))).label(f"{t}_cents"),
+                     func.count(func.distinct(case((p.benefit_type == t, p.period)))).label(f"{t}_periods")]
     q = (
-        select(pid.label("pid"), p.benefit_type, p.bank_account, _text(p.period).label("period"),
-               func.sum(p.amount_cents).label("cents"))
-        .where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
-        .group_by(pid, p.benefit_type, p.bank_account, p.period)
+        select(
+            pid.label("pid"),
+            func.min(func.substr(r.village_code, 1, COUNTY_DIGITS)).label("county"),
+            sum_int(p.amount_cents).label("cents"),
+            sum_int(case((p.bank_account == r.bank_account, 0), else_=p.amount_cents)).label("elsewhere_cents"),
+            *per_type,
+        )
+        .select_from(payment.join(recipient, r.person_id == p.person_id))
+        .where(within_window(p.paid_on, start, as_of), mine(p.person_id))
+        .group_by(pid)
     )
-    paid = _frame(conn, q, index=None)
-    paid["cents"] = paid["cents"].astype(float)
-    return paid
+    paid = frame(conn, q)
+    numbers = [c for c in paid.columns if c != "county"]
+    return paid.astype(dict.fromkeys(numbers, "float64"))
 
 
-def _peer_ratio(paid: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
+def _peer_ratio(paid: pd.DataFrame) -> pd.Series:
     """Largest over the person's recurring benefit types of (amount per paid period) / (median of that
     over people with the same type and home county)."""
-    rec = paid[paid["benefit_type"].isin(RECURRING)]
-    if rec.empty:
-        return pd.Series(np.nan, index=people.index)
-    per_type = rec.groupby(["person_id", "benefit_type"]).agg(cents=("cents", "sum"), periods=("period", "nunique"))
-    per_type["monthly"] = per_type["cents"] / per_type["periods"]
-    per_type = per_type.reset_index()
-    per_type["county"] = people["county"].reindex(per_type["person_id"]).to_numpy()
-    median = per_type.groupby(["benefit_type", "county"])["monthly"].transform("median")
-    per_type["ratio"] = per_type["monthly"] / median
-    return per_type.groupby("person_id")["ratio"].max()
+    ratios = []
+    for t in RECURRING:
+        monthly = paid[f"{t}_cents"] / paid[f"{t}_periods"].where(paid[f"{t}_periods"] > 0)
+        median = monthly.groupby(paid["county"]).transform("median")
+        ratios.append(monthly / median)
+    return pd.concat(ratios, axis=1).max(axis=1)
 
 
-def _account_pairs(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
-    """(person, account) paid in the window, for every account one of the part's people was paid into:
-    the people sharing an account may live in another county."""
+def _account_people(conn: Connection, start: date, as_of: date, county: str | None, mine) -> pd.Series:
+    """Per person paid in the window: the distinct people paid in the window into any of the accounts the
+    person was paid into (themselves included). With a county, every account one of its people was paid
+    into counts all its people: the people sharing an account may live in another county.
+
+    Without a join: the window's distinct (person, account) pairs, each account's people counted by a
+    window function, and per person the number of accounts and the most people on one. A person paid
+    into one account (nearly everyone) has their answer; the few paid into several are looked up through
+    the person_id and bank_account indexes and their people united in pandas. (A self-join of the pairs
+    would be planned from PostgreSQL's underestimate of the newest window: a nested loop of N x N.)"""
     p = payment.c
-    theirs = select(p.bank_account).where(_in_window(p.paid_on, start, as_of), mine(p.person_id))
-    q = (select(_pid(p.person_id).label("pid"), p.bank_account)
-         .where(_in_window(p.paid_on, start, as_of), p.bank_account.in_(theirs))
-         .group_by(_pid(p.person_id), p.bank_account))
-    return _frame(conn, q, index=None)
+    pid = person_key(p.person_id)
+    in_window = within_window(p.paid_on, start, as_of)
+    paid = select(pid.label("pid"), p.bank_account).where(in_window)
+    if county is not None:
+        paid = paid.where(p.bank_account.in_(select(p.bank_account).where(in_window, mine(p.person_id))))
+    pairs = paid.group_by(pid, p.bank_account).subquery("pairs")
+    sized = select(pairs.c.pid, func.count().over(partition_by=pairs.c.bank_account).label("people")) \
+        .subquery("sized")
+    per_person = frame(conn, select(sized.c.pid, func.count().label("accounts"), func.max(sized.c.people).label("people"))
+                       .where(mine(sized.c.pid)).group_by(sized.c.pid))
+    people = per_person["people"].astype(float)
+    several = per_person.index[per_person["accounts"] > 1]
+    if len(several):
+        people[several] = _people_sharing_accounts(conn, several, in_window)
+    return people
 
 
-def _account_people(pairs: pd.DataFrame) -> pd.Series:
-    """Distinct people paid in the window into any of the accounts the person was paid into."""
-    pairs = pairs[["person_id", "bank_account"]].drop_duplicates()
-    shared = pairs.merge(pairs.rename(columns={"person_id": "other"}), on="bank_account")
-    return shared[["person_id", "other"]].drop_duplicates().groupby("person_id").size().astype(float)
+def _people_sharing_accounts(conn: Connection, people: pd.Index, in_window) -> pd.Series:
+    """For a few people: the distinct people paid (in the window) into any of their accounts."""
+    p = payment.c
 
+    def theirs(ids: list[str]):
+        return select(p.person_id, p.bank_account).where(p.person_id.in_(ids), in_window).distinct()
 
-def _other_account_share(paid: pd.DataFrame, people: pd.DataFrame) -> pd.Series:
-    registered = people["bank_account"].reindex(paid["person_id"]).to_numpy()
-    elsewhere = paid["cents"].where(paid["bank_account"].to_numpy() != registered, 0.0)
-    sums = pd.DataFrame({"person_id": paid["person_id"], "elsewhere": elsewhere, "cents": paid["cents"]}) \
-        .groupby("person_id")[["elsewhere", "cents"]].sum()
-    return _share(sums["elsewhere"], sums["cents"])
+    def sharing(accounts: list[str]):
+        return select(p.bank_account, p.person_id.label("other")).where(p.bank_account.in_(accounts), in_window) \
+            .distinct()
+
+    own = for_people(conn, theirs, people).reset_index()
+    others = in_chunks(conn, sharing, own["bank_account"].drop_duplicates().tolist())
+    shared = own.merge(others, on="bank_account")[["person_id", "other"]].drop_duplicates()
+    return shared.groupby("person_id").size().astype(float)
 
 
 # ---------------------------------------------------------------- certification
 
 
-def _days_since_certification(conn: Connection, people: pd.DataFrame, as_of: date, mine) -> pd.Series:
+def _days_since_certification(conn: Connection, index: pd.Index, as_of: date, county: str | None,
+                              mine) -> pd.Series:
     """Days from the latest certification on or before as_of (the recipients row, any delivered
     last_certified_on, a certification card event); with none on record, from the first day of the
     first paid recurring period (as contract §4 counts); NaN (neutral later) with neither."""
-    c = certification.c
-    delivered = _frame(conn, select(_pid(c.person_id).label("pid"), func.max(_text(c.certified_on)).label("d"))
-                       .where(c.certified_on <= as_of, mine(c.person_id)).group_by(_pid(c.person_id)))["d"]
-    current = people["last_certified_on"].where(people["last_certified_on"] <= pd.Timestamp(as_of))
-    latest = pd.concat([current, _dates(delivered).reindex(people.index),
-                        _certification_events(conn, as_of, mine).reindex(people.index)], axis=1).max(axis=1)
+    r, c, e = recipient.c, certification.c, card_event.c
+    sources = union_all(
+        select(r.person_id.label("pid"), r.last_certified_on.label("day"))
+        .where(r.last_certified_on <= as_of, _in_county(county)),
+        select(person_key(c.person_id), c.certified_on).where(c.certified_on <= as_of, mine(c.person_id)),
+        select(person_key(e.person_id), e.occurred_on)
+        .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id)),
+    ).subquery("certified")
+    latest = frame(conn, select(sources.c.pid, func.max(as_text(sources.c.day)).label("day"))
+                   .group_by(sources.c.pid))["day"]
+    latest = dates(latest).reindex(index)
     never = latest.index[latest.isna()]
     if len(never):
         p = payment.c
 
         def query(ids: list[str]):
-            return (select(p.person_id, func.min(_text(p.period)).label("period"))
+            return (select(p.person_id, func.min(as_text(p.period)).label("period"))
                     .where(p.person_id.in_(ids), p.benefit_type.in_(RECURRING), p.period <= as_of)
                     .group_by(p.person_id))
 
-        first_paid = _dates(_for_people(conn, query, never)["period"])
-        latest = latest.fillna(first_paid.reindex(people.index))
+        first_paid = dates(for_people(conn, query, never)["period"])
+        latest = latest.fillna(first_paid.reindex(index))
     return (pd.Timestamp(as_of) - latest).dt.days.astype(float)
-
-
-# ---------------------------------------------------------------- helpers
-
-
-def _for_people(conn: Connection, query, people: pd.Index, chunk: int = 10_000) -> pd.DataFrame:
-    """`query(ids)` for a few people (found through the person_id index), one frame indexed by person_id.
-    Chunks keep the bound parameters inside every database's limit (SQLite 32,766 since 3.32, PostgreSQL
-    65,535) while one statement covers 10,000 people: a planner without statistics that scans the table
-    instead of using the index still scans it once, not once per few hundred people."""
-    ids = [str(x) for x in people]
-    if not ids:
-        return pd.DataFrame(columns=list(query([]).selected_columns.keys())).set_index("person_id")
-    return pd.concat([_frame(conn, query(ids[i:i + chunk])) for i in range(0, len(ids), chunk)])
-
-
-def _pid(column):
-    """The person_id as an expression, for GROUP BY: see the module docstring (SQLite's index walk).
-    Constants are literal so that the SELECT and GROUP BY expressions are textually equal (PostgreSQL)."""
-    return func.substr(column, literal_column("1"), literal_column(str(ID_LENGTH)))
-
-
-def _text(column):
-    """A date column read back without per-value conversion (text on SQLite, a date on PostgreSQL)."""
-    return type_coerce(column, String)
-
-
-def _dates(values: pd.Series) -> pd.Series:
-    """ISO date text (SQLite) or dates (PostgreSQL) as datetime64, missing as NaT."""
-    present = values.dropna()
-    if present.empty:
-        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[s]")
-    if isinstance(present.iloc[0], str):
-        return pd.to_datetime(values, format="%Y-%m-%d")
-    return pd.to_datetime(values)
-
-
-def _in_window(day_column, start: date, as_of: date):
-    return and_(day_column > start, day_column <= as_of)
-
-
-def _frame(conn: Connection, query, index: str | None = "person_id") -> pd.DataFrame:
-    """Run `query`; its `pid` column (if any) becomes person_id; the index when `index` is given."""
-    result = conn.execute(query)
-    columns = list(result.keys())
-    # The driver's own tuples, fetched at once: the selected columns need no SQLAlchemy result processing
-    # (dates come as text, see _text), and Row objects cost more than the query on big aggregates.
-    rows = result.cursor.fetchall() if result.cursor is not None else []
-    result.close()
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    frame = frame.rename(columns={"pid": "person_id"})
-    for column in frame.columns:  # PostgreSQL sums BIGINT into NUMERIC, which psycopg reads as Decimal
-        values = frame[column].dropna()
-        if frame[column].dtype == object and len(values) and isinstance(values.iloc[0], Decimal):
-            frame[column] = frame[column].astype(float)
-    return frame.set_index(index) if index else frame
-
-
-def _share(part: pd.Series, whole: pd.Series) -> pd.Series:
-    """part / whole, NaN (neutral later) where whole is 0 or missing."""
-    whole = whole.astype(float)
-    return part.astype(float) / whole.where(whole > 0)

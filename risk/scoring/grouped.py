@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from risk.scoring.model import TRAIN_SCORE_QUANTILES, BehaviourForest, Reason
+from risk.scoring.model import TRAIN_SCORE_QUANTILES, BehaviourForest
+from risk.scoring.reasons import Reason, TopReasons
 
 GROUPS: dict[str, list[str]] = {
     "time_and_place": ["night_share", "away_share", "distinct_counties"],
@@ -46,6 +47,12 @@ class GroupedBehaviourForest(OutlierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> GroupedBehaviourForest:
+        self.fit_score_samples(X)
+        return self
+
+    def fit_score_samples(self, X: pd.DataFrame) -> NDArray[np.float64]:
+        """`fit(X)`, returning `score_samples(X)` of the training rows, taken from the pass each group's
+        forest makes over them while fitting (equal to scoring them again, two passes cheaper)."""
         if not isinstance(X, pd.DataFrame):
             raise TypeError("GroupedBehaviourForest needs a DataFrame: its groups name columns")
         columns = [str(c) for c in X.columns]
@@ -56,15 +63,17 @@ class GroupedBehaviourForest(OutlierMixin, BaseEstimator):
         groups = [(n, cols) for n, cols in groups if cols] + ([("other", rest)] if rest else [])
         seed = self.random_state
         self.groups_ = groups
-        self.forests_ = [
-            BehaviourForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
-                            random_state=None if seed is None else int(seed) + k).fit(X[cols])
-            for k, (_, cols) in enumerate(groups)]
+        forests = [BehaviourForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
+                                   random_state=None if seed is None else int(seed) + k)
+                   for k in range(len(groups))]
+        scores = np.vstack([forest.fit_score_samples(X[cols])
+                            for forest, (_, cols) in zip(forests, groups, strict=True)]).max(axis=0)
+        self.forests_ = forests
         self.feature_names_in_ = np.asarray(columns, dtype=object)
         self.n_features_in_ = len(columns)
         self.threshold_ = 0.5  # the paper's rule, as BehaviourForest with contamination="auto"
-        self.train_scores_ = np.quantile(self.score_samples(X), TRAIN_SCORE_QUANTILES)
-        return self
+        self.train_scores_ = np.quantile(scores, TRAIN_SCORE_QUANTILES)
+        return scores
 
     def group_scores(self, X: pd.DataFrame) -> NDArray[np.float64]:
         """(n_groups, n_rows): every group's score of every row."""
@@ -83,11 +92,25 @@ class GroupedBehaviourForest(OutlierMixin, BaseEstimator):
 
     def explain(self, X: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
         """For each row, the features of its highest-scoring group that isolated it, most important first."""
-        best = self.group_scores(X).argmax(axis=0)
-        explanations: list[list[Reason]] = [[] for _ in range(len(X))]
+        return self.top_reasons(X, top).as_lists([str(c) for c in self.feature_names_in_])
+
+    def scores_and_reasons(self, X: pd.DataFrame, top: int = 3) -> tuple[NDArray[np.float64], TopReasons]:
+        """`score_samples(X)` and `top_reasons(X, top)` with one pass of X through the forests."""
+        per_group = self.group_scores(X)
+        return per_group.max(axis=0), self.top_reasons(X, top, per_group)
+
+    def top_reasons(self, X: pd.DataFrame, top: int = 3, group_scores: NDArray[np.float64] | None = None
+                    ) -> TopReasons:
+        """`explain`'s answer as arrays (columns are positions in `feature_names_in_`); a row whose group has
+        fewer than `top` features has fewer reasons (column -1). `group_scores`, when given, is
+        `self.group_scores(X)`, already computed."""
+        check_is_fitted(self)
+        best = (self.group_scores(X) if group_scores is None else group_scores).argmax(axis=0)
+        position = {str(c): j for j, c in enumerate(self.feature_names_in_)}
+        out = TopReasons.empty(len(X), min(top, max(len(cols) for _, cols in self.groups_)))
         for k, (forest, (_, cols)) in enumerate(zip(self.forests_, self.groups_, strict=True)):
             rows = np.flatnonzero(best == k)
             if len(rows):
-                for row, reasons in zip(rows, forest.explain(X.iloc[rows][cols], top=top), strict=True):
-                    explanations[row] = reasons
-        return explanations
+                out.place(rows, forest.top_reasons(X.iloc[rows][cols], top=top),
+                          np.array([position[c] for c in cols], dtype=np.intp))
+        return out

@@ -30,7 +30,6 @@ import numbers
 import os
 import re
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from skops.io.exceptions import UntrustedTypesFoundException
 
 from risk.errors import RiskError
+from risk.scoring.reasons import Reason, TopReasons, top_reasons
 
 TRAIN_SCORE_QUANTILES = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 1.0)
 """The levels at which `train_scores_` summarises the training scores (same order)."""
@@ -51,22 +51,6 @@ TRAIN_SCORE_QUANTILES = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.
 _MAD_TO_SIGMA = 1.4826  # 1 / Φ⁻¹(3/4)
 _IQR_TO_SIGMA = 1.349  # Φ⁻¹(3/4) - Φ⁻¹(1/4)
 _MEANAD_TO_SIGMA = 1.2533  # √(π/2)
-
-
-@dataclass(frozen=True)
-class Reason:
-    """One feature behind a row's score.
-
-    isolation_share: the share of the row's isolation (in the forest's trees) done by splits on this
-    feature, 0-1. robust_z: (value - median) / scale of the training data, signed; ±inf when the feature
-    was constant in training and the value differs from that constant.
-    """
-
-    feature: str
-    value: float
-    median: float
-    robust_z: float
-    isolation_share: float
 
 
 class BehaviourForest(OutlierMixin, BaseEstimator):
@@ -126,6 +110,12 @@ class BehaviourForest(OutlierMixin, BaseEstimator):
 
     def fit(self, X: ArrayLike, y: Any = None) -> BehaviourForest:
         """Grow the forest on X (y is ignored) and summarise the training data for explanations."""
+        self.fit_score_samples(X)
+        return self
+
+    def fit_score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
+        """`fit(X)`, returning `score_samples(X)` of the training rows: the pass over them that fit makes
+        for `train_scores_` anyway (equal to scoring them again, one pass cheaper)."""
         X_checked = validate_data(self, X, dtype=np.float64)
         n_rows = X_checked.shape[0]
         psi = self.max_samples
@@ -142,7 +132,7 @@ class BehaviourForest(OutlierMixin, BaseEstimator):
         train_scores = -self.forest_.score_samples(X_checked)
         self.train_scores_ = np.quantile(train_scores, TRAIN_SCORE_QUANTILES)
         self.feature_medians_, self.feature_scales_ = _robust_location_and_scale(X_checked)
-        return self
+        return train_scores
 
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         """The paper's anomaly score s(x, n) of each row, in (0, 1]: higher = more unusual."""
@@ -174,74 +164,23 @@ class BehaviourForest(OutlierMixin, BaseEstimator):
         used for the ranking: it is what a supervisor can check by hand, but it is blind to the model
         and to unusual combinations. A feature constant in training is never split on, so it cannot
         raise the score and gets no share; its z-score (±inf) still shows a value never seen in training.
-        Ties in share are broken by |z|, then by column order.
+        Ties in share are broken by |z|, then by column order. (Computed by `top_reasons`, for all rows
+        at once; see risk/scoring/reasons.py.)
         """
+        return self.top_reasons(X, top).as_lists(self._feature_names())
+
+    def top_reasons(self, X: ArrayLike, top: int = 3) -> TopReasons:
+        """`explain`'s answer as arrays of shape (n_rows, min(top, n_features)): no Python object per row."""
         check_is_fitted(self)
         if top < 1:
             raise ValueError(f"top must be at least 1, got {top}")
         X_checked = validate_data(self, X, dtype=np.float64, reset=False)
-        shares = self._isolation_shares(X_checked)
-        z = _robust_z(X_checked, self.feature_medians_, self.feature_scales_)
-        names = self._feature_names()
-        explanations: list[list[Reason]] = []
-        for row in range(X_checked.shape[0]):
-            # lexsort: the last key is the primary one; stable, so column order breaks the last ties
-            order = np.lexsort((-np.abs(z[row]), -shares[row]))[:top]
-            explanations.append([
-                Reason(
-                    feature=names[j],
-                    value=float(X_checked[row, j]),
-                    median=float(self.feature_medians_[j]),
-                    robust_z=float(z[row, j]),
-                    isolation_share=float(shares[row, j]),
-                )
-                for j in order
-            ])
-        return explanations
+        return top_reasons(self.forest_, X_checked, self.feature_medians_, self.feature_scales_, top)
 
     def _feature_names(self) -> list[str]:
         if hasattr(self, "feature_names_in_"):
             return [str(name) for name in self.feature_names_in_]
         return [f"x{j}" for j in range(self.n_features_in_)]
-
-    def _isolation_shares(self, X: NDArray[np.float64]) -> NDArray[np.float64]:
-        """(n_rows, n_features): each feature's share of the bits of isolation over all trees."""
-        n_rows, n_features = X.shape
-        X32 = np.ascontiguousarray(X, dtype=np.float32)  # what the trees' Cython code takes
-        bits = np.zeros(n_rows * n_features)
-        for tree_model, features in zip(self.forest_.estimators_, self.forest_.estimators_features_, strict=True):
-            # As in IsolationForest: a tree sees a column subset only when max_features < n_features;
-            # with all features, `features` is a permutation that is not applied.
-            if len(features) == n_features:
-                features = np.arange(n_features)
-                X_tree = X32
-            else:
-                X_tree = np.ascontiguousarray(X32[:, features])
-            tree = tree_model.tree_
-            node_bits, node_feature = _bits_into_each_node(tree, features)
-            rows, nodes = tree.decision_path(X_tree).nonzero()
-            keep = nodes != 0  # the root is entered by every row: no isolation
-            rows, nodes = rows[keep], nodes[keep]
-            bits += np.bincount(
-                rows * n_features + node_feature[nodes], weights=node_bits[nodes], minlength=n_rows * n_features
-            )
-        per_feature = bits.reshape(n_rows, n_features)
-        total = per_feature.sum(axis=1, keepdims=True)
-        return np.divide(per_feature, total, out=np.zeros_like(per_feature), where=total > 0)
-
-
-def _bits_into_each_node(tree: Any, features: NDArray[np.intp]) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
-    """For every node but the root: log2(rows in parent / rows in node), and the column its parent split on."""
-    left, right = tree.children_left, tree.children_right
-    split = np.flatnonzero(left != -1)
-    parent = np.zeros(tree.node_count, dtype=np.intp)
-    parent[left[split]] = split
-    parent[right[split]] = split
-    rows_in = tree.n_node_samples.astype(np.float64)
-    node_bits = np.log2(rows_in[parent] / rows_in)
-    node_bits[0] = 0.0
-    node_feature = np.asarray(features, dtype=np.intp)[np.maximum(tree.feature[parent], 0)]
-    return node_bits, node_feature
 
 
 def _robust_location_and_scale(X: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -253,13 +192,6 @@ def _robust_location_and_scale(X: NDArray[np.float64]) -> tuple[NDArray[np.float
     mean_ad = _MEANAD_TO_SIGMA * deviation.mean(axis=0)
     scale = np.where(mad > 0, mad, np.where(iqr > 0, iqr, mean_ad))
     return median, scale
-
-
-def _robust_z(X: NDArray[np.float64], median: NDArray[np.float64], scale: NDArray[np.float64]) -> NDArray[np.float64]:
-    offset = X - median
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = offset / scale
-        return np.where(scale > 0, z, np.where(offset == 0, 0.0, np.sign(offset) * np.inf))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -301,12 +233,8 @@ def save(model: Any, path: str | os.PathLike[str]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load(path: str | os.PathLike[str], expected_sha256: str) -> Any:
-    """Load a model saved by `save`, after checking its SHA-256; only `TRUSTED_TYPES` may be built.
-
-    The file is read once; the hash is checked on those bytes and the same bytes are loaded, so a file
-    swapped between the check and the load cannot slip through.
-    """
+def check_sha256(path: str | os.PathLike[str], expected_sha256: str) -> bytes:
+    """The file's bytes, when their SHA-256 is the one expected; a ModelFileError otherwise."""
     expected = expected_sha256.strip().lower()
     if not _SHA256_HEX.fullmatch(expected):
         raise ModelFileError(f"模型文件的 SHA-256 应为 64 位十六进制 / expected_sha256 must be 64 hex digits, got {expected_sha256!r}")
@@ -316,6 +244,16 @@ def load(path: str | os.PathLike[str], expected_sha256: str) -> Any:
         raise ModelFileError(
             f"模型文件校验失败，未加载 / model file {os.fspath(path)} not loaded: its SHA-256 is {actual}, expected {expected}"
         )
+    return data
+
+
+def load(path: str | os.PathLike[str], expected_sha256: str) -> Any:
+    """Load a model saved by `save`, after checking its SHA-256; only `TRUSTED_TYPES` may be built.
+
+    The file is read once; the hash is checked on those bytes and the same bytes are loaded, so a file
+    swapped between the check and the load cannot slip through.
+    """
+    data = check_sha256(path, expected_sha256)
     try:
         model = skops.io.loads(data, trusted=TRUSTED_TYPES)
     except UntrustedTypesFoundException as error:

@@ -11,14 +11,14 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, insert, select
 
-from risk.db.gateway import insert_frame
+from risk.db.gateway import in_code_point_order, insert_frame
 from risk.db.tables import alert, recipient, score, score_night, score_part
 from risk.detect import alert_id
 from risk.scoring.catalogue import CATALOGUE, describe
-from risk.scoring.features import compute_features
-from risk.scoring.model import Reason
+from risk.scoring.features import compute_features, part_members
+from risk.scoring.reasons import Reason, TopReasons
 from risk.scoring.registry import DEFAULT_WINDOW_DAYS, QUANTILES, Registered, load_model
 from risk.settings import Settings
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 ANOMALY = "anomaly"
 DEFAULT_BUDGET = 0.005  # the top 0.5% of scored people get an alert
+ROWS_AT_ONCE = 100_000  # people per write into score_part: the JSON of a million never sits in memory at once
 
 
 def psi(train_quantiles: list[float], scores: np.ndarray, bins: int = 10) -> float:
@@ -48,56 +49,69 @@ def candidates_per_part(people: int, budget: float) -> int:
 def score_county(conn: Connection, settings: Settings, registered: Registered, as_of: date, county: str | None,
                  k: int, window_days: int = DEFAULT_WINDOW_DAYS) -> int:
     """Score the recipients of one county (None: the whole city) into `score_part`; the part's K most
-    unusual also keep their reasons and feature values. Returns how many people were scored."""
+    unusual also keep their reasons and feature values. Returns how many people were scored.
+
+    Everyone gets a score and `top_features` (the scores export of contract §5), computed as arrays
+    (`top_reasons`) and written a slice of people at a time; only the part's K candidates get `Reason`
+    objects and the JSON an anomaly alert freezes."""
     model = load_model(settings, registered)
     features = compute_features(conn, as_of, window_days, county=county).sort_index()
     missing = [f for f in registered.features if f not in features.columns]
     if missing:
         raise ValueError(f"model {registered.version} needs features that are not computed: {missing}")
     X = features[registered.features]
+    del features
     if X.empty:
         return 0
-    scores = model.score_samples(X)
-    explanations = model.explain(X, top=3)
-    order = np.argsort(-scores, kind="stable")
-    candidate = np.zeros(len(scores), dtype=bool)
-    candidate[order[:k]] = True
-    rows = pd.DataFrame({
-        "person_id": X.index.astype(str), "as_of": as_of, "model_version": registered.version,
-        "score": scores.astype(float),
-        "top_features": [_top_features(reasons) for reasons in explanations],
-        "reasons": [json.dumps([asdict(r) for r in reasons]) if c else None
-                    for reasons, c in zip(explanations, candidate, strict=True)],
-        "features": [json.dumps({n: float(v) for n, v in X.iloc[i].items()}) if candidate[i] else None
-                     for i in range(len(X))],
-    })
-    for chunk in range(0, len(rows), 10_000):  # a person who moved county was scored under the old one
-        conn.execute(delete(score_part).where(score_part.c.person_id.in_(list(rows["person_id"][chunk:chunk + 10_000]))))
-    insert_frame(conn, score_part, rows)
-    return len(rows)
+    scores, reasons = model.scores_and_reasons(X, top=3)
+    names = [str(name) for name in model.feature_names_in_]
+    candidates = np.argsort(-scores, kind="stable")[:k]
+    why = dict(zip(candidates.tolist(), reasons.take(candidates).as_lists(names), strict=True))
+    people = X.index.astype(str)
+    # the part's earlier rows, if any (a retried task; a person who moved county was scored under the old one)
+    conn.execute(delete(score_part).where(part_members(county)(score_part.c.person_id)))
+    for first in range(0, len(X), ROWS_AT_ONCE):
+        rows = np.arange(first, min(first + ROWS_AT_ONCE, len(X)))
+        part = pd.DataFrame({
+            "person_id": people[rows], "as_of": as_of, "model_version": registered.version,
+            "score": scores[rows].astype(float),
+            "top_features": _top_features(reasons.take(rows), names),
+            "reasons": [json.dumps([asdict(r) for r in why[i]]) if i in why else None for i in rows.tolist()],
+            "features": [json.dumps({n: float(v) for n, v in X.iloc[i].items()}) if i in why else None
+                         for i in rows.tolist()],
+        })
+        insert_frame(conn, score_part, part)
+    return len(X)
 
 
-def _top_features(reasons) -> str:
-    return json.dumps([{"feature": r.feature, "value": round(r.value, 4), "median": round(r.median, 4),
-                        "share": round(r.isolation_share, 3)} for r in reasons], ensure_ascii=False)
+def _top_features(reasons: TopReasons, names: list[str]) -> list[str]:
+    """Each row's `top_features` JSON: its reasons' feature, value and median (4 decimals) and isolation
+    share (3 decimals), as json.dumps writes them; a list comprehension per reason slot over plain floats,
+    no object per reason."""
+    quoted = [json.dumps(name, ensure_ascii=False) for name in names]
+    slots = [
+        [f'{{"feature": {quoted[c]}, "value": {round(v, 4)!r}, "median": {round(m, 4)!r}, "share": {round(s, 3)!r}}}'
+         if c >= 0 else "" for c, v, m, s in zip(reasons.columns[:, j].tolist(), reasons.values[:, j].tolist(),
+                                                 reasons.medians[:, j].tolist(),
+                                                 reasons.isolation_share[:, j].tolist(), strict=True)]
+        for j in range(reasons.columns.shape[1])]
+    return ["[" + ", ".join(slot for slot in row if slot) + "]" for row in zip(*slots, strict=True)]
 
 
 def finish(conn: Connection, registered: Registered, as_of: date, budget: float = DEFAULT_BUDGET) -> dict:
     """Rank tonight's scores city-wide into `score`, record the night's distribution and its drift, raise
-    `anomaly` alerts for the city's K most unusual, and clear `score_part`."""
-    mine = (score_part.c.as_of == as_of) & (score_part.c.model_version == registered.version)
-    parts = pd.DataFrame(conn.execute(select(score_part.c.person_id, score_part.c.score, score_part.c.top_features)
-                                      .where(mine)).all(), columns=["person_id", "score", "top_features"])
-    parts = parts.sort_values("person_id", kind="stable").reset_index(drop=True)
-    scores = parts["score"].to_numpy(dtype=float)
-    order = np.argsort(-scores, kind="stable")
-    rank = np.empty(len(scores), dtype=np.int64)
-    rank[order] = np.arange(1, len(scores) + 1)
-    frame = pd.DataFrame({"person_id": parts["person_id"].astype(str), "as_of": as_of,
-                          "model_version": registered.version, "score": scores, "rank": rank,
-                          "top_features": parts["top_features"]})
+    `anomaly` alerts for the city's K most unusual, and clear `score_part`.
+
+    The ranking is one INSERT … SELECT in the warehouse: rank 1 is the highest score, equal scores in
+    person_id order (code points, as Python sorts)."""
+    part = score_part.c
+    mine = (part.as_of == as_of) & (part.model_version == registered.version)
+    scores = np.fromiter(conn.execute(select(part.score).where(mine)).scalars(), dtype=float)
     conn.execute(delete(score))
-    insert_frame(conn, score, frame)
+    rank = func.row_number().over(order_by=(part.score.desc(), in_code_point_order(conn, part.person_id)))
+    conn.execute(insert(score).from_select(
+        ["person_id", "as_of", "model_version", "score", "rank", "top_features"],
+        select(part.person_id, part.as_of, part.model_version, part.score, rank, part.top_features).where(mine)))
     drift = psi(registered.train_scores, scores) if len(scores) else 0.0
     conn.execute(delete(score_night).where((score_night.c.as_of == as_of)
                                            & (score_night.c.model_version == registered.version)))
@@ -106,12 +120,11 @@ def finish(conn: Connection, registered: Registered, as_of: date, budget: float 
             as_of=as_of, model_version=registered.version, people=len(scores),
             quantiles=json.dumps([float(q) for q in np.quantile(scores, QUANTILES)]), drift=drift))
     k = candidates_per_part(len(scores), budget)
-    top = {str(parts["person_id"][i]): int(rank[i]) for i in order[:k]}
-    candidates = conn.execute(select(score_part.c.person_id, score_part.c.score, score_part.c.reasons,
-                                     score_part.c.features).where(mine, score_part.c.person_id.in_(list(top)))).all()
-    raised = _anomaly_alerts(conn, [(c.person_id, c.score, top[c.person_id], json.loads(c.reasons),
-                                     json.loads(c.features)) for c in sorted(candidates, key=lambda c: top[c.person_id])],
-                             len(scores), registered.version, as_of)
+    top = conn.execute(select(score.c.person_id, score.c.score, score.c.rank, part.reasons, part.features)
+                       .select_from(score.join(score_part, part.person_id == score.c.person_id))
+                       .where(score.c.rank <= k, mine).order_by(score.c.rank)).all()
+    raised = _anomaly_alerts(conn, [(t.person_id, t.score, t.rank, json.loads(t.reasons), json.loads(t.features))
+                                    for t in top], len(scores), registered.version, as_of)
     conn.execute(delete(score_part))
     return {"model_version": registered.version, "scored": len(scores), "alerts_budget": k,
             "anomaly_raised": raised, "drift_psi": round(drift, 4)}

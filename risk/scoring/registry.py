@@ -16,7 +16,7 @@ from risk.db.tables import model as model_table
 from risk.errors import RiskError
 from risk.scoring.features import compute_features
 from risk.scoring.grouped import GroupedBehaviourForest
-from risk.scoring.model import load, save
+from risk.scoring.model import check_sha256, load, save
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,13 @@ def train(conn: Connection, settings: Settings, as_of: date, window_days: int = 
         raise TooFewPeople(f"训练数据太少（{len(features)}人，至少{MIN_PEOPLE}人）/ too few people to train on "
                            f"({len(features)}, at least {MIN_PEOPLE})")
     forest = GroupedBehaviourForest(n_estimators=n_estimators, max_samples=max_samples, random_state=seed)
-    forest.fit(features)
+    scores = forest.fit_score_samples(features)
     seq = (conn.execute(select(func.count()).select_from(model_table)).scalar() or 0) + 1
     version = f"iforest-{as_of:%Y%m%d}-{seq:03d}"  # the same inputs give the same version, file and hash
     folder = models_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     file = f"{version}.skops"
     sha = save(forest, folder / file)
-    scores = forest.score_samples(features)
     train_scores = [float(q) for q in np.quantile(scores, QUANTILES)]
     params = forest.get_params()
     conn.execute(update(model_table).where(model_table.c.status == "current").values(status="retired"))
@@ -97,10 +96,28 @@ def current(conn: Connection) -> Registered | None:
                       json.loads(row.features), json.loads(row.train_scores), row.rows, json.loads(row.params))
 
 
+_loaded: dict[tuple[str, str], GroupedBehaviourForest] = {}
+
+
 def load_model(settings: Settings, registered: Registered) -> GroupedBehaviourForest:
     """The registered model's file, after checking its sha256 (never unpickled: skops with a fixed list
-    of trusted types)."""
-    return load(models_dir(settings) / registered.file, registered.sha256)
+    of trusted types).
+
+    A process loads each model once: a worker that scores several parts builds the forests from the
+    skops file for the first part and keeps them, keyed by the file's path and registered sha256, so a
+    newly registered model (another version, file and hash) is loaded afresh and replaces the kept one.
+    The file is hashed again on every call (milliseconds, against seconds for building the forests): a
+    file changed on disk is refused even while the model it once held is kept."""
+    path = models_dir(settings) / registered.file
+    key = (str(path.resolve()), registered.sha256)
+    kept = _loaded.get(key)
+    if kept is None:
+        kept = load(path, registered.sha256)
+        _loaded.clear()
+        _loaded[key] = kept
+    else:
+        check_sha256(path, registered.sha256)
+    return kept
 
 
 def listing(conn: Connection) -> list[dict]:

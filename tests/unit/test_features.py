@@ -287,6 +287,76 @@ def test_a_shorter_window_sees_less(sqlite_url):
         compute_features(conn, AS_OF, window_days=0)
 
 
+def test_busiest_month_is_a_calendar_month_across_the_new_year(db_url):
+    """Months are calendar months, also when the window spans December and January; the day just
+    outside the window does not count."""
+    w = Warehouse()
+    p = w.person()
+    for day in ("2024-12-30", "2024-12-31", "2025-01-01", "2025-01-02", "2025-01-03", "2024-10-18"):
+        w.event(p, day, "pharmacy", institution="P1")
+    w.event(p, "2025-01-02", "pharmacy", institution="P2")  # another pharmacy: its own month
+    w.event(p, "2024-10-17", "pharmacy", institution="P1")  # 90 days before as_of: out
+    w.event(p, "2025-01-16", "pharmacy", institution="P1")  # after as_of: out
+    w.load(db_url)
+    with gateway.transaction(db_url) as conn:
+        row = compute_features(conn, date(2025, 1, 15), 90).loc[p]
+    assert row["pharmacy_busiest_month"] == 3  # P1 in January 2025 (December has 2, October 1)
+    assert row["pharmacy_busiest_day"] == 1
+    assert row["pharmacy_per_30d"] == pytest.approx(7 / 3)
+
+
+def test_busiest_month_in_a_window_inside_one_month(sqlite_url):
+    w = Warehouse()
+    p = w.person()
+    for day in ("2025-06-26", "2025-06-27", "2025-06-27"):
+        w.event(p, day, "pharmacy", institution="P1")
+    w.event(p, "2025-06-25", "pharmacy", institution="P1")  # 5 days before as_of: out
+    f = w.features(sqlite_url, window_days=5)
+    assert f.loc[p, "pharmacy_busiest_month"] == 3
+    assert f.loc[p, "pharmacy_busiest_day"] == 2
+
+
+def test_a_county_gets_the_rows_the_city_gets(db_url):
+    """Each county computed alone equals its rows of the whole city, also where an account is shared
+    across counties and where a card is used in the other county."""
+    w = Warehouse()
+    home, away = w.person(), w.person(village=OTHER_VILLAGE)
+    shared = w.account_of(home)
+    third = w.person(village=OTHER_VILLAGE, account=shared)
+    for p in (home, away, third):
+        w.pay(p, "2025-05", 300, account=shared)
+        w.pay(p, "2025-06", 300 if p != third else 900)
+    w.event(home, "2025-05-03", "medical", county="431103000000", yuan=50)
+    w.event(away, "2025-05-03", "pharmacy", county=HOME_COUNTY, institution="P9", yuan=5)
+    w.certify(away, "2025-04-01")
+    w.load(db_url)
+    with gateway.transaction(db_url) as conn:
+        city = compute_features(conn, AS_OF, 90)
+        parts = [compute_features(conn, AS_OF, 90, county=c) for c in (HOME_COUNTY[:6], OTHER_VILLAGE[:6])]
+    assert [len(part) for part in parts] == [1, 2]
+    pd.testing.assert_frame_equal(pd.concat(parts).sort_index(), city, check_exact=True)
+    assert city.loc[home, "account_people"] == 3  # the other two live in the other county
+    assert city.loc[home, "away_share"] == 1.0 and city.loc[away, "away_share"] == 1.0
+    # (300 + 900) / 2 a month against the median of its county's two people, 300 and 600
+    assert city.loc[third, "payment_peer_ratio"] == pytest.approx(600 / 450)
+
+
+def test_facts_of_people_who_are_not_recipients_change_nobody(sqlite_url):
+    """Card events and payments under an ID that is not a recipient's (a deceased non-recipient, say)
+    make no row and move no peer median; an account they were paid into counts them as a person."""
+    w = Warehouse()
+    a, b = w.person(), w.person()
+    stranger = make_id("1940-02-02", area=HOME_COUNTY[:6], seq=99)
+    for p in (a, b):
+        w.pay(p, "2025-05", 300)
+    w.pay(stranger, "2025-05", 30_000, account=w.account_of(a))
+    w.event(stranger, "2025-05-05", "pharmacy", institution="P1")
+    f = w.features(sqlite_url)
+    assert stranger not in f.index and len(f) == 2
+    assert f.loc[a, "payment_peer_ratio"] == 1.0 and f.loc[b, "payment_peer_ratio"] == 1.0
+    assert f.loc[a, "account_people"] == 2 and f.loc[b, "account_people"] == 1
+
+
 def test_empty_warehouse(sqlite_url):
     f = Warehouse().features(sqlite_url)
     assert f.empty and list(f.columns) == list(FEATURE_NAMES)
@@ -342,7 +412,7 @@ def test_lookups_by_person_in_chunks(sqlite_url):
     """The few-people lookups (silent cards, never certified) give the same answer however they are cut."""
     from sqlalchemy import func, select
 
-    from risk.scoring.features import _for_people
+    from risk.scoring.aggregates import for_people
 
     w = Warehouse()
     a, b, c = w.person(), w.person(), w.person()
@@ -357,9 +427,9 @@ def test_lookups_by_person_in_chunks(sqlite_url):
             .group_by(e.person_id)
 
     with gateway.transaction(sqlite_url) as conn:
-        whole = _for_people(conn, query, pd.Index([a, b, c]))
-        cut = _for_people(conn, query, pd.Index([a, b, c]), chunk=1)
-        none = _for_people(conn, query, pd.Index([]))
+        whole = for_people(conn, query, pd.Index([a, b, c]))
+        cut = for_people(conn, query, pd.Index([a, b, c]), chunk=1)
+        none = for_people(conn, query, pd.Index([]))
     pd.testing.assert_frame_equal(whole.sort_index(), cut.sort_index(), check_dtype=False)
     assert len(whole) == 2
     assert none.empty and list(none.columns) == ["day"]

@@ -46,3 +46,21 @@ def test_same_seed_same_scores_and_a_safe_roundtrip(tmp_path):
     digest = save(a, path)
     assert skops.io.get_untrusted_types(file=path) == sorted(TRUSTED_TYPES)
     assert np.array_equal(load(path, digest).score_samples(X), a.score_samples(X))
+
+
+def test_one_pass_gives_the_scores_and_the_reasons_of_everyone():
+    X = city_like(1500)
+    model = GroupedBehaviourForest(max_samples=256, random_state=1)
+    trained = model.fit_score_samples(X)
+    assert np.array_equal(trained, model.score_samples(X))
+    scores, reasons = model.scores_and_reasons(X, top=3)
+    assert np.array_equal(scores, trained)
+    names = list(model.feature_names_in_)
+    explained = model.explain(X, top=3)
+    assert reasons.as_lists(names) == explained
+    # a row explained by the payment group (one feature) has one reason; the slots after it are empty
+    best = model.group_scores(X).argmax(axis=0)
+    one = [k for k, (_, cols) in enumerate(model.groups_) if cols == ["payment_peer_ratio"]][0]
+    rows = np.flatnonzero(best == one)
+    assert len(rows) and all(len(explained[r]) == 1 for r in rows)
+    assert (reasons.columns[rows, 1:] == -1).all() and np.isnan(reasons.values[rows, 1:]).all()

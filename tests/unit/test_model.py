@@ -138,6 +138,64 @@ def test_explanation_scales_survive_mostly_zero_and_constant_features() -> None:
     assert by_name["x2"].robust_z == np.inf and by_name["x2"].isolation_share == 0
 
 
+def path_by_path_shares(model: BehaviourForest, X: np.ndarray) -> np.ndarray:
+    """The isolation shares as the explanation defines them, row by row: walk each row's path in each tree
+    (Tree.decision_path) and credit every split's log2(rows in parent / rows in child) to its feature."""
+    n_rows, n_features = X.shape
+    bits = np.zeros((n_rows, n_features))
+    X32 = X.astype(np.float32)
+    for estimator, features in zip(model.forest_.estimators_, model.forest_.estimators_features_, strict=True):
+        tree = estimator.tree_
+        columns = np.arange(n_features) if len(features) == n_features else np.asarray(features)
+        X_tree = np.ascontiguousarray(X32 if len(features) == n_features else X32[:, features])
+        paths = tree.decision_path(X_tree)
+        for row in range(n_rows):
+            nodes = paths.indices[paths.indptr[row]:paths.indptr[row + 1]]
+            in_tree = np.zeros(n_features)  # a tree's bits, then added to the other trees'
+            for parent, child in zip(nodes[:-1], nodes[1:], strict=True):
+                in_tree[columns[tree.feature[parent]]] += np.log2(tree.n_node_samples[parent]
+                                                                  / tree.n_node_samples[child])
+            bits[row] += in_tree
+    total = bits.sum(axis=1, keepdims=True)
+    return np.divide(bits, total, out=np.zeros_like(bits), where=total > 0)
+
+
+@pytest.mark.parametrize("params", [{}, {"max_features": 0.5}, {"max_samples": 32}])
+def test_explanations_for_many_rows_at_once_equal_the_definition(params: dict) -> None:
+    """top_reasons (all rows at once, the way a city is explained) against the definition row by row: the
+    same shares to the bit, ranked by share, then |z|, then column order (counts with ties included)."""
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.poisson(0.3, 400), rng.poisson(3, 400), rng.normal(size=400), np.zeros(400),
+                         rng.integers(0, 3, 400)]).astype(float)
+    X[:5] *= 8
+    model = BehaviourForest(random_state=2, **params).fit(X)
+    expected = path_by_path_shares(model, X)
+    offset = X - model.feature_medians_
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(model.feature_scales_ > 0, offset / model.feature_scales_,
+                     np.where(offset == 0, 0.0, np.sign(offset) * np.inf))
+    reasons = model.top_reasons(X, top=4)
+    explained = model.explain(X, top=4)
+    for row in range(len(X)):
+        order = np.lexsort((np.arange(5), -np.abs(z[row]), -expected[row]))[:4]
+        assert reasons.columns[row].tolist() == order.tolist()
+        assert reasons.isolation_share[row].tolist() == expected[row, order].tolist()
+        assert [r.feature for r in explained[row]] == [f"x{j}" for j in order]
+        assert [r.isolation_share for r in explained[row]] == expected[row, order].tolist()
+        assert [r.robust_z for r in explained[row]] == z[row, order].tolist()
+
+
+@pytest.mark.parametrize("contamination", ["auto", 0.05])
+def test_fit_score_samples_is_fit_then_score_samples(contamination) -> None:
+    X = gaussian()
+    once = BehaviourForest(contamination=contamination, random_state=0)
+    scores = once.fit_score_samples(X)
+    again = BehaviourForest(contamination=contamination, random_state=0).fit(X)
+    assert np.array_equal(scores, again.score_samples(X))
+    assert np.array_equal(once.train_scores_, again.train_scores_)
+    assert once.threshold_ == again.threshold_
+
+
 def test_training_summary() -> None:
     X = gaussian()
     model = BehaviourForest(random_state=0).fit(X)

@@ -7,16 +7,21 @@ import csv
 import io
 import json
 import math
+from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from risk import evaluate, pipeline
 from risk.db import gateway
-from risk.db.tables import alert, model, recipient, score, score_night
-from risk.scoring import registry
-from risk.scoring.model import ModelFileError
+from risk.db.tables import alert, delivery, model, recipient, score, score_night, score_part
+from risk.scoring import nightly, registry
+from risk.scoring.features import compute_features
+from risk.scoring.model import ModelFileError, load
 from risk.scoring.report import scores_csv
 from risk.settings import Settings
 from risk.synth import generate
@@ -73,6 +78,60 @@ def test_scoring_again_keeps_the_frozen_explanations(city):
     assert {p: before[p] for p in before} == {p: after[p] for p in before}
 
 
+def test_only_the_candidates_keep_an_explanation_and_everyone_gets_top_features(city):
+    """score_part after one part: everyone's top_features are the model's own explanation (as json.dumps
+    writes it); reasons and feature values are kept for the part's K most unusual only."""
+    settings, _ = city
+    plan = pipeline.start_scoring(settings)
+    scored = pipeline.score_county(settings, plan, None)
+    assert pipeline.score_county(settings, plan, None) == scored > 0  # a retried task replaces its rows
+    with gateway.transaction(settings.database_url) as conn:
+        rows = pd.DataFrame(conn.execute(select(score_part)).mappings().all()).set_index("person_id")
+        registered = registry.current(conn)
+        X = compute_features(conn, date.fromisoformat(plan["as_of"]))[registered.features]
+    assert len(rows) == scored
+    pipeline.finish_scoring(settings, plan)
+    candidates = rows.sort_values("score", ascending=False, kind="stable").index[:plan["k"]]
+    assert set(rows.index[rows["reasons"].notna()]) == set(candidates) == set(rows.index[rows["features"].notna()])
+    model = registry.load_model(settings, registered)
+    explained = dict(zip(X.index, model.explain(X, top=3), strict=True))
+    for person in [*candidates[:5], *rows.index[::97]]:
+        expected = json.dumps([{"feature": r.feature, "value": round(r.value, 4), "median": round(r.median, 4),
+                                "share": round(r.isolation_share, 3)} for r in explained[person]], ensure_ascii=False)
+        assert rows.loc[person, "top_features"] == expected
+    for person in candidates:
+        assert json.loads(rows.loc[person, "reasons"]) == [asdict(r) for r in explained[person]]
+        assert json.loads(rows.loc[person, "features"]) == X.loc[person].to_dict()
+
+
+def test_the_city_wide_rank_breaks_ties_by_person_id(db_url):
+    """finish ranks in the warehouse: the highest score first, equal scores in person_id order (an X after
+    the digits); the top K get the anomaly alerts, in rank order."""
+    gateway.migrate(db_url)
+    as_of = date(2025, 6, 30)
+    ids = ["430000000000000005", "43000000000000000X", "430000000000000001", "430000000000000003",
+           "430000000000000002", "430000000000000004"]
+    scores = [0.61, 0.70, 0.70, 0.55, 0.70, 0.40]
+    registered = registry.Registered("iforest-test", "none.skops", "0" * 64, as_of, as_of, ["age"],
+                                     [float(q) for q in np.linspace(0.3, 0.8, 101)], 6, {})
+    reasons = json.dumps([{"feature": "age", "value": 101.0, "median": 70.0, "robust_z": 4.0,
+                           "isolation_share": 1.0}])
+    with gateway.transaction(db_url) as conn:
+        gateway.insert_frame(conn, score_part, pd.DataFrame({
+            "person_id": ids, "as_of": as_of, "model_version": "iforest-test", "score": scores,
+            "top_features": "[]", "reasons": reasons, "features": json.dumps({"age": 101.0})}))
+        result = nightly.finish(conn, registered, as_of, budget=0.5)
+        ranked = conn.execute(select(score.c.person_id, score.c.rank).order_by(score.c.rank)).all()
+        alerted = dict(conn.execute(select(alert.c.person_id, alert.c.explanation).where(alert.c.rule == "anomaly")).all())
+        left = conn.execute(select(func.count()).select_from(score_part)).scalar()
+    assert [p for p, _ in ranked] == ["430000000000000001", "430000000000000002", "43000000000000000X",
+                                      "430000000000000005", "430000000000000003", "430000000000000004"]
+    assert [r for _, r in ranked] == [1, 2, 3, 4, 5, 6]
+    assert result["alerts_budget"] == 3 and result["anomaly_raised"] == 3 and left == 0
+    assert {p: json.loads(e)["rank"] for p, e in alerted.items()} == {
+        "430000000000000001": 1, "430000000000000002": 2, "43000000000000000X": 3}
+
+
 def test_scores_export_has_the_contract_columns(city):
     settings, _ = city
     with gateway.transaction(settings.database_url) as conn:
@@ -114,6 +173,33 @@ def test_training_again_registers_a_new_current_model(city):
     assert statuses[second["version"]] == "current"
     assert statuses[first["version"]] == "retired"
     assert list(statuses.values()).count("current") == 1
+
+
+def test_a_process_builds_each_registered_model_once(city):
+    """A worker scoring several parts builds the forests from the skops file once per model (the file's
+    hash is checked every time); a newly registered model is built afresh and replaces the kept one."""
+    settings, _ = city
+    with gateway.transaction(settings.database_url) as conn:
+        registered = registry.current(conn)
+    kept = registry.load_model(settings, registered)
+    plan = pipeline.start_scoring(settings)
+    parts = pipeline.detection_parts(settings)
+    assert len(parts) > 2 and sum(pipeline.score_county(settings, plan, county) for county in parts) > 0
+    assert registry.load_model(settings, registered) is kept
+    pipeline.finish_scoring(settings, plan)
+    with gateway.transaction(settings.database_url) as conn:  # another window: another model
+        earlier = conn.execute(select(delivery.c.day).order_by(delivery.c.day.desc()).offset(3)).scalars().first()
+    newer = pipeline.train_model(settings, as_of=earlier)
+    with gateway.transaction(settings.database_url) as conn:
+        registered_newer = registry.current(conn)
+    assert registered_newer.version == newer["version"]
+    fresh = registry.load_model(settings, registered_newer)
+    assert fresh is not kept and registry.load_model(settings, registered_newer) is fresh
+    with gateway.transaction(settings.database_url) as conn:
+        X = compute_features(conn, date.fromisoformat(plan["as_of"]))
+    on_disk = load(registry.models_dir(settings) / registered_newer.file, registered_newer.sha256)
+    assert np.array_equal(fresh.score_samples(X), on_disk.score_samples(X))
+    assert not np.array_equal(fresh.score_samples(X), kept.score_samples(X))
 
 
 def test_model_report_shows_drift_and_the_current_model(city):
