@@ -89,12 +89,18 @@ def load_days(settings: Settings, landing: str | Path, days: list[str],
               progress: Progress | None = None) -> list[dict]:
     """Load `days` (oldest first), each in its own transaction; the self-contained facts of several days
     are checked ahead in batches (see `intake`). Returns each day's summary."""
-    intake = Intake(landing, days)
-    out = []
-    bulk = _bulk_tables(settings, intake)
-    if bulk and progress:
-        progress(f"批量加载：先移除索引，加载后重建 / bulk load: indexes of {', '.join(t.name for t in bulk)} "
-                 "are built again afterwards")
+    out: list[dict] = []
+    with Intake(landing, days) as intake:
+        bulk = _bulk_tables(settings, intake)
+        if bulk and progress:
+            progress(f"批量加载：先移除索引，加载后重建 / bulk load: indexes of {', '.join(t.name for t in bulk)} "
+                     "are built again afterwards")
+        _load_all(settings, landing, days, intake, bulk, out, progress)
+    return out
+
+
+def _load_all(settings: Settings, landing: str | Path, days: list[str], intake: Intake, bulk: list[Table],
+              out: list[dict], progress: Progress | None) -> None:
     with gateway.indexes_set_aside(settings.database_url, bulk):
         for i, day in enumerate(days, 1):
             t = time.monotonic()
@@ -104,7 +110,6 @@ def load_days(settings: Settings, landing: str | Path, days: list[str],
                 rejected = sum(f["rejected"] for f in out[-1]["files"])
                 progress(f"[{i}/{len(days)}] {day}: {len(out[-1]['files'])} 个文件 files, 读入 read {read:,}, "
                          f"拒收 rejected {rejected:,} ({time.monotonic() - t:.1f} s)")
-    return out
 
 
 BULK_SOURCES = ("payments", "card_events")  # the big fact tables
@@ -170,15 +175,15 @@ def _load_file(conn: Connection, checked: Checked) -> FileSummary:
     started = time.monotonic()
     source, day = checked.source, checked.day
     s = FileSummary(source=source.name, file=checked.label, warnings=checked.warnings, read=checked.rows_read)
-    if checked.accepted is None:
+    if checked.rejected_whole is not None:
         s.rejected_whole = checked.rejected_whole
         log.error("%s: 整个文件被拒收 / file rejected whole: %s", checked.label, checked.rejected_whole)
         quality.record(conn, source.name, day, checked.label, checked.rejections)
         _record_file(conn, s, rejected_whole=True)
         return s
     t_typed = time.monotonic()
-    rows = typed_rows(source, checked.accepted, day, checked.label)
-    checked.accepted = None  # the checked frame is not needed any more: let a big file's memory go
+    rows = checked.rows if checked.rows is not None else typed_rows(source, checked.accepted, day, checked.label)
+    checked.accepted = checked.rows = None  # the frames are not needed any more: let a big file's memory go
     seen_before = conn.execute(select(delivery_file.c.source).where(
         (delivery_file.c.delivery_day == day) & (delivery_file.c.source == source.name))).first() is not None
     stored = store(conn, source, rows, seen_before=seen_before)

@@ -9,8 +9,11 @@ when its day is loaded.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import struct
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -18,9 +21,10 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, select
 
-from risk.contract import Source
+from risk.contract import BY_NAME, SOURCES, Source
 from risk.db.tables import region
 from risk.ingest import checks, quality
+from risk.ingest.keys import typed_rows
 from risk.ingest.read import LINE, FileRejected, ReadFile, files_of_day, read_file
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,8 @@ class Checked:
     rejected_whole: str | None = None
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # read, validate
+    rows: pd.DataFrame | None = None  # the table rows (`keys.typed_rows`), when typed ahead
+    path: str = ""
 
 
 def context_of(conn: Connection, day: str) -> checks.Context:
@@ -67,7 +73,7 @@ def check_file(conn: Connection, source: Source, path: Path, day: str) -> Checke
 
 def _read(source: Source, path: Path, day: str) -> tuple[Checked, ReadFile | None]:
     label = f"{day}/{path.name}"
-    checked = Checked(source=source, day=day, label=label)
+    checked = Checked(source=source, day=day, label=label, path=str(path))
     try:
         read = read_file(source, path)
     except FileRejected as e:
@@ -123,47 +129,124 @@ def text_size(path: Path) -> int:
 
 class Intake:
     """The self-contained facts of several pending days, checked ahead in batches (see the module's
-    docstring). `take(day, source)` gives a file's result once; files it does not hold are checked by
-    the caller when their day is loaded."""
+    docstring) by a thread of their own, ahead of the loader: reading, checking and typing the next files
+    overlaps with storing this one (Arrow, NumPy and SQLite release the interpreter's lock while they work).
+    It runs ahead by at most `AHEAD_ROWS` rows unless the loader waits for one. `take(day, source)` gives a
+    file's result once; files it does not hold are checked by the caller when their day is loaded.
+    `close()` (or leaving the `with` block) stops the thread."""
 
-    def __init__(self, landing: str | Path, days: list[str], batch_bytes: int = BATCH_BYTES):
-        self.batch_bytes = batch_bytes
+    def __init__(self, landing: str | Path, days: list[str], batch_bytes: int | None = None,
+                 parallel: bool | None = None):
+        self.batch_bytes = batch_bytes or BATCH_BYTES
         self.waiting: dict[str, list[tuple[str, Path]]] = {name: [] for name in SELF_CONTAINED}
+        self.plan: list[tuple[str, str]] = []  # (day, source) in the order the loader asks for them
         for day in days:
             found, _warnings, _extra = files_of_day(Path(landing) / day)
-            for name, path in found.items():
-                if name in SELF_CONTAINED:
-                    self.waiting[name].append((day, path))
-        self.ready: dict[tuple[str, str], Checked] = {}
+            for source in SOURCES:
+                if source.name in SELF_CONTAINED and source.name in found:
+                    self.waiting[source.name].append((day, found[source.name]))
+                    self.plan.append((day, source.name))
+        self.planned = set(self.plan)
+        self.ready: dict[tuple[str, str], Checked | BaseException] = {}
+        self.wanted: tuple[str, str] | None = None
+        self.changed = threading.Condition()
+        self.stopped = False
+        self.executor: ProcessPoolExecutor | None = None
+        total = sum(text_size(p) for files in self.waiting.values() for _d, p in files)
+        self.parallel = total >= PARALLEL_BYTES if parallel is None else parallel
+        self.thread = threading.Thread(target=self._work, name="intake", daemon=True)
+        if self.plan:
+            self.thread.start()
+
+    def __enter__(self) -> Intake:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self.changed:
+            self.stopped = True
+            self.changed.notify_all()
+        if self.thread.is_alive():
+            self.thread.join()
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+
+    def _check(self, source: Source, batch: list[tuple[str, Path]]) -> list[Checked]:
+        """In the worker process when there is one (started for a load big enough to pay its start), else
+        here; a worker that cannot start (a daemon process, as Celery's) leaves the work to this thread."""
+        if self.parallel and self.executor is None:
+            try:
+                self.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            except (AssertionError, OSError) as e:
+                log.info("checking ahead in this process: no worker process (%s)", e)
+                self.parallel = False
+        if self.executor is not None:
+            return self.executor.submit(check_batch, source, batch, True).result()
+        return check_batch(source, batch, typed=True)
 
     def text_bytes(self, source_name: str) -> int:
-        """The size, as text, of the files of `source_name` still waiting."""
-        return sum(text_size(path) for _day, path in self.waiting.get(source_name, []))
+        """The size, as text, of the files of `source_name` to load."""
+        return sum(text_size(path) for _day, path in self.waiting.get(source_name, [])) + sum(
+            text_size(Path(c.path)) for (_d, n), c in list(self.ready.items())
+            if n == source_name and isinstance(c, Checked) and c.path)
 
     def take(self, day: str, source: Source) -> Checked | None:
-        if source.name not in SELF_CONTAINED:
+        key = (day, source.name)
+        if key not in self.planned:
             return None
-        if (day, source.name) not in self.ready:
-            self._check_batch(source, day)
-        return self.ready.pop((day, source.name), None)
+        with self.changed:
+            self.wanted = key
+            self.changed.notify_all()
+            while key not in self.ready and not self.stopped:
+                self.changed.wait()
+            self.wanted = None
+            result = self.ready.pop(key, None)
+            self.changed.notify_all()
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-    def _check_batch(self, source: Source, day: str) -> None:
-        queue = self.waiting[source.name]
-        while queue and queue[0][0] < day:  # days the caller loaded without asking
-            queue.pop(0)
-        if not queue or queue[0][0] != day:
-            return
+    def _ahead_rows(self) -> int:
+        return sum(c.rows_read for c in self.ready.values() if isinstance(c, Checked))
+
+    def _work(self) -> None:
+        for day, name in self.plan:
+            if not self.waiting[name] or self.waiting[name][0][0] != day:
+                continue  # checked with an earlier batch
+            with self.changed:
+                while not self.stopped and self.wanted is None and self._ahead_rows() > AHEAD_ROWS:
+                    self.changed.wait()
+                if self.stopped:
+                    return
+            batch = self._next_batch(name)
+            try:
+                results: list[Checked | BaseException] = list(self._check(BY_NAME[name], batch))
+            except BaseException as e:  # handed to the loader, which raises it where it would have
+                results = [e] * len(batch)
+            with self.changed:
+                for (d, _p), checked in zip(batch, results, strict=True):
+                    self.ready[(d, name)] = checked
+                self.changed.notify_all()
+
+    def _next_batch(self, name: str) -> list[tuple[str, Path]]:
+        queue = self.waiting[name]
         batch: list[tuple[str, Path]] = []
         size = 0
         while queue and (not batch or size + text_size(queue[0][1]) <= self.batch_bytes):
             size += text_size(queue[0][1])
             batch.append(queue.pop(0))
-        for checked in check_batch(source, batch):
-            self.ready[(checked.day, source.name)] = checked
+        return batch
 
 
-def check_batch(source: Source, files: list[tuple[str, Path]]) -> list[Checked]:
-    """Read and check files of one self-contained source (each with its delivery day) in one suite run."""
+AHEAD_ROWS = 2_500_000  # rows checked ahead and not yet loaded, at most (unless the loader waits for one)
+PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (seconds to start: it imports GX)
+
+
+def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = False) -> list[Checked]:
+    """Read and check files of one self-contained source (each with its delivery day) in one suite run;
+    `typed`: also turn the good rows into table rows (`Checked.rows`), leaving the checked frame."""
     started = time.monotonic()
     results: list[Checked] = []
     frames: list[pd.DataFrame] = []
@@ -192,8 +275,11 @@ def check_batch(source: Source, files: list[tuple[str, Path]]) -> list[Checked]:
             part_checked = checked_all[mine].reset_index(drop=True)
             part_reasons = {pos - first: why for pos, why in reasons.items() if owner[pos] == i}
             accepted, invalid = _split(source, part, part_checked, part_reasons)
-            checked.accepted = accepted
             checked.rejections += invalid
+            if typed:
+                checked.rows = typed_rows(source, accepted, checked.day, checked.label)
+            else:
+                checked.accepted = accepted
     # the batch's time, shared by rows
     total = sum(c.rows_read for c in results) or 1
     t_done = time.monotonic()

@@ -506,10 +506,11 @@ def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatc
     that span days (here two files a batch at most), the big tables' indexes set aside and built again."""
     monkeypatch.setattr(delivery, "BULK_MIN_ROWS", 0)
     monkeypatch.setattr(intake, "BATCH_BYTES", 400_000)
+    monkeypatch.setattr(intake, "PARALLEL_BYTES", 2**62)  # checked ahead in this process, where the spies are
     batches: list[int] = []
     check_batch = intake.check_batch
-    monkeypatch.setattr(intake, "check_batch", lambda source, files: batches.append(len(files)) or
-                        check_batch(source, files))
+    monkeypatch.setattr(intake, "check_batch", lambda source, files, typed=False: batches.append(len(files)) or
+                        check_batch(source, files, typed))
     set_aside: list[str] = []
     indexes_set_aside = gateway.indexes_set_aside
     monkeypatch.setattr(gateway, "indexes_set_aside", lambda url, ts: set_aside.extend(t.name for t in ts) or
@@ -526,6 +527,20 @@ def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatc
     with gateway.transaction(url) as conn:
         for table in (tables.payment, tables.card_event):
             assert {ix.name for ix in table.indexes} <= {ix["name"] for ix in inspect(conn).get_indexes(table.name)}
+
+
+def test_checking_ahead_in_a_worker_process_gives_the_same_warehouse(backend, monkeypatch) -> None:
+    """A load big enough checks the self-contained facts in a process of its own, beside the one storing."""
+    monkeypatch.setattr(intake, "PARALLEL_BYTES", 0)
+    url = backend["fresh"]("worker-process")
+    s = settings(url, backend["folder"])
+    pipeline.prepare(s)
+    with intake.Intake(backend["landing"], ALL_DAYS) as ahead:
+        assert ahead.parallel
+    delivery.load_days(s, backend["landing"], ALL_DAYS)
+    got = snapshot(url)
+    assert got == backend["reference"], diff_snapshots(backend["reference"], got)
+    assert_balanced(url)
 
 
 def test_indexes_a_stopped_bulk_load_left_out_are_built_by_the_next_run(backend) -> None:
