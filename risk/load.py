@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Connection, and_, delete, select, update
 
+from risk import touched
 from risk.contract import Kind, Source, Type
 from risk.db.gateway import insert_frame, keys_present
 from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
@@ -99,9 +100,11 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     new_standing = standing[standing["_new"].astype(bool)]
     new_facts = versions[among(versions[key], new_standing.index)]
     displaced = existing[among(existing[key], new_facts[key])]
+    removed = _whole_rows(conn, table, key, displaced) if source.kind is Kind.APPEND else displaced
     for start in range(0, len(displaced), 500):
         conn.execute(delete(table).where(table.c[key].in_(displaced[key].iloc[start:start + 500].tolist())))
     insert_frame(conn, table, new_facts)
+    touched.record(conn, source.name, new_facts, removed)
     result.loaded = len(new_facts)
 
     lost = pd.concat([versions[~among(versions[key], new_standing.index)], displaced], ignore_index=True)
@@ -134,6 +137,13 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     else:  # upsert: only a repeat inside one file can conflict, with that file's first line of the key
         _record_conflicts(conn, source, conflicts, versions.set_index(key))
     return result
+
+
+def _whole_rows(conn: Connection, table, key: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """The standing rows of these keys, every column (what risk.touched.record needs of removed facts)."""
+    found = [pd.DataFrame(conn.execute(select(table).where(table.c[key].in_(rows[key].iloc[i:i + 500].tolist())))
+                          .mappings().all()) for i in range(0, len(rows), 500)]
+    return pd.concat(found, ignore_index=True) if found else rows
 
 
 def _judge(source: Source, others: pd.DataFrame, reference: pd.DataFrame, within_file: bool) -> list[str]:
@@ -224,4 +234,6 @@ def record_certifications(conn: Connection, rows: pd.DataFrame) -> int:
         certification.c.delivery_day == day)).scalars())
     if known:  # a day loaded again, or rows readmitted later
         certs = certs[~certs["source_line"].isin(known)]
-    return insert_frame(conn, certification, certs)
+    inserted = insert_frame(conn, certification, certs)
+    touched.record(conn, "certification", certs, certs.iloc[0:0])
+    return inserted
