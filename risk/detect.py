@@ -30,7 +30,7 @@ from risk import touched
 from risk.db import gateway
 from risk.db.tables import alert
 from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
-from risk.scope import NO_COUNTY, Scope, parts, people_of
+from risk.scope import NO_COUNTY, Scope, part_of_alert, parts
 from risk.workflow import log_event
 
 __all__ = ["NO_COUNTY", "RuleOutcome", "alert_id", "detect", "parts", "run_rule"]
@@ -175,7 +175,7 @@ def _count_open(conn: Connection, outcomes: list[RuleOutcome], county: str | Non
     q = select(alert.c.rule, func.count(), func.sum(alert.c.amount_at_risk_cents)).where(
         alert.c.rule.in_([o.rule for o in outcomes]) & (alert.c.status != WITHDRAWN)).group_by(alert.c.rule)
     if county is not None:
-        q = q.where(people_of(county))
+        q = q.where(part_of_alert(county))
     found = {rule: (int(n), int(cents or 0)) for rule, n, cents in conn.execute(q)}
     for o in outcomes:
         o.alerts, o.amount_cents = found.get(o.rule, (0, 0))
@@ -186,17 +186,14 @@ def prepare(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES) -> li
     people (scoping.translate), and run city-wide the rules no part has run in their version yet (a first
     detection, a new rule, a new version), marking every part. Parts that run at once (on PostgreSQL) take
     turns here; once it is done they find nothing to do and go on side by side."""
-    current = parts(conn)
-    if not scoping.untranslated(conn) and not scoping.Marks.read(conn).never_detected(rules, current):
+    if not scoping.untranslated(conn) and not scoping.Marks.read(conn).never_detected(rules):
         return []
     gateway.one_at_a_time(conn, "detection")
     scoping.translate(conn, rules)
+    current = parts(conn)
     marks = scoping.Marks.read(conn)
     first = marks.never_detected(rules, current)
-    night = scoping.Night(county=None, parts=current, upto=marks.translated)
-    night.begin(conn)
     outcomes = [run_rule(conn, rule, as_of) for rule in first]
-    night.end(conn)
     scoping.mark(conn, current, first, marks.translated)
     return outcomes
 

@@ -83,22 +83,23 @@ def _villages(county: str) -> tuple[str, str]:
     return county + "0" * (12 - COUNTY_DIGITS), county + "9" * (12 - COUNTY_DIGITS)
 
 
-def people_of(county: str) -> ColumnElement[bool]:
-    """The condition 'person in this part', on the alert table's person_id."""
-    members = select(recipient.c.person_id)
+def part_of_alert(county: str) -> ColumnElement[bool]:
+    """The condition 'the alert's person is in this part'."""
+    member = select(recipient.c.person_id).where(recipient.c.person_id == alert.c.person_id)
     if check_part(county) == NO_COUNTY:
-        return alert.c.person_id.not_in(members)
+        return ~member.exists()
     first, last = _villages(county)
-    return alert.c.person_id.in_(members.where(recipient.c.village_code.between(first, last)))
+    return member.where(recipient.c.village_code.between(first, last)).exists()
 
 
-def _part_condition(county: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """SQL on person_id: in the part (a county's recipients, or not a recipient), and its parameters."""
+def _part_condition(county: str, person: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """SQL on the column `person`: in the part (a county's recipients, or not a recipient), and its
+    parameters. Looks each person up in the recipients: the people it is asked about are few."""
     if check_part(county) == NO_COUNTY:
-        return "person_id NOT IN (SELECT person_id FROM recipient)", ()
+        return f"NOT EXISTS (SELECT 1 FROM recipient r WHERE r.person_id = {person})", ()
     first, last = _villages(county)
-    return ("person_id IN (SELECT person_id FROM recipient WHERE village_code BETWEEN :first AND :last)",
-            (("first", first), ("last", last)))
+    return (f"EXISTS (SELECT 1 FROM recipient r WHERE r.person_id = {person} "
+            f"AND r.village_code BETWEEN :first AND :last)", (("first", first), ("last", last)))
 
 
 # ---------------------------------------------------------------- marks
@@ -126,9 +127,11 @@ class Marks:
         found = self.seen.get((part, rule.code))
         return found[1] if found is not None and found[0] == rule.version else None
 
-    def never_detected(self, rules: tuple[Rule, ...], current: list[str]) -> list[Rule]:
-        """Rules that no current part has run in their version: the next detection runs them city-wide."""
-        return [r for r in rules if all(self.of(p, r) is None for p in current)]
+    def never_detected(self, rules: tuple[Rule, ...], current: list[str] | None = None) -> list[Rule]:
+        """Rules that no current part (None: no part at all) has run in their version: the next detection
+        runs them city-wide."""
+        known = current if current is not None else {part for part, _ in self.seen}
+        return [r for r in rules if all(self.of(p, r) is None for p in known)]
 
 
 def mark(conn: Connection, covered: list[str], rules: tuple[Rule, ...] | list[Rule], upto: int) -> None:
@@ -233,19 +236,21 @@ class Night:
     def scope_of(self, rule: Rule) -> Scope:
         county, since = self.county, self.since[rule.code]
         if since is not None:
-            people = "SELECT person_id FROM touched_person WHERE rule = :rule AND touch_seq > :since"
+            people = "SELECT t.person_id FROM touched_person t WHERE t.rule = :rule AND t.touch_seq > :since"
             params: tuple[tuple[str, str | int], ...] = (("rule", rule.code), ("since", since))
             if county is not None:
-                condition, more = _part_condition(county)
+                condition, more = _part_condition(county, "t.person_id")
                 people, params = f"{people} AND {condition}", params + more
             return Scope(False, people, params, touched_only=True)
         if county is None:
             return CITY
-        condition, params = _part_condition(county)
         if county == NO_COUNTY:  # every flagged fact is a payment or comes with a death record
             anyone = " UNION ".join(f"SELECT person_id FROM {t}" for t in ("payment", "death", "incarceration", "alert"))
-            return Scope(False, f"SELECT person_id FROM ({anyone}) p WHERE {condition}", params)
-        return Scope(False, f"SELECT person_id FROM recipient WHERE {condition}", params)
+            condition, params = _part_condition(county, "p.person_id")
+            return Scope(False, f"SELECT p.person_id FROM ({anyone}) p WHERE {condition}", params)
+        first, last = _villages(county)
+        return Scope(False, "SELECT person_id FROM recipient WHERE village_code BETWEEN :first AND :last",
+                     (("first", first), ("last", last)))
 
     def begin(self, conn: Connection) -> None:
         _create(conn, SCOPE_TABLES)
