@@ -325,3 +325,77 @@ def test_a_displaced_fact_withdraws_the_alert_it_raised_and_flags_the_standing_o
     assert withdrawn(db_url) == {("deceased_payment", p.person_id)}
     assert live(db_url)[("deceased_payment", q.person_id)]["amount_at_risk"] == "150.00"
     assert live(db_url) == at_once(c, db_url, tmp_path, rejects=1)  # in date order the newer row is a conflict
+
+
+def test_record_keeps_a_file_as_one_touch_and_a_removed_fact_with_its_person(sqlite_url):
+    """The loader's side (risk.touched.record): stored rows are found again by their file, removed ones are
+    kept with their person (and, for a payment, account and period); what no rule reads is not kept, and
+    nothing is kept before a first detection."""
+    import pandas as pd
+
+    from risk import touched
+    from risk.db.tables import detection_mark
+
+    stored = pd.DataFrame({"payment_id": ["P1", "P2"], "person_id": ["A", "B"], "delivery_day": "2025-03-10",
+                           "source_file": "2025-03-10/payments.csv", "bank_account": "X", "period": None})
+    removed = pd.DataFrame({"payment_id": ["P0"], "person_id": ["C"], "bank_account": ["Y"],
+                            "period": [pd.Timestamp("2025-02-01").date()], "delivery_day": ["2025-03-11"]})
+    gateway.migrate(sqlite_url)
+    with gateway.transaction(sqlite_url) as conn:
+        touched.record(conn, "payments", stored, removed)
+        assert conn.execute(select(touch)).all() == [], "before a first detection nothing is kept"
+        conn.execute(detection_mark.insert().values(part="431102", rule="dual_benefit", rule_version=1, touch_seq=0))
+        touched.record(conn, "payments", stored, removed)
+        touched.record(conn, "regions", stored.iloc[:0], stored.iloc[:0])
+        touched.record(conn, "recipients", stored.iloc[:0], removed)  # replaced recipients rows: not kept
+        kept = conn.execute(select(touch.c.source, touch.c.delivery_day, touch.c.source_file, touch.c.person_id,
+                                   touch.c.bank_account, touch.c.period).order_by(touch.c.seq)).all()
+    assert [tuple(map(str, k)) for k in kept] == [
+        ("payments", "2025-03-10", "2025-03-10/payments.csv", "None", "None", "None"),
+        ("payments", "None", "None", "C", "Y", "2025-02-01")]
+
+
+def test_a_new_version_of_a_rule_runs_whole_once(db_url, tmp_path):
+    from dataclasses import replace
+
+    from risk.rules import RULES
+
+    c = City(tmp_path)
+    p = c.person("1943-01-01", "M")
+    c.death("2025-03-01", p, "2025-01-20")
+    c.pay("2025-03-10", p, "resident_pension", "2025-03", "210.00")
+    c.run(db_url)
+    newer = tuple(replace(r, version=r.version + 1) if r.code == "deceased_payment" else r for r in RULES)
+    with gateway.transaction(db_url) as conn:
+        outcomes = {o.rule: o for o in detect.detect(conn, "2025-03-10", rules=newer)}
+        again = {o.rule: o for o in detect.detect(conn, "2025-03-10", rules=newer)}
+    assert outcomes["deceased_payment"].people == -1, "a new version decides the whole city"
+    assert outcomes["card_after_death"].touched_only and outcomes["card_after_death"].people == 0
+    assert again["deceased_payment"].touched_only and again["deceased_payment"].people == 0
+
+
+@pytest.mark.postgres
+def test_parts_of_a_first_detection_run_at_once_take_turns_for_the_city_wide_step(tmp_path):
+    """On PostgreSQL the DAG's county parts may run at the same time. On a first detection the first one to
+    come runs every rule over the city; the others wait for it, then find nothing left to do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = City(tmp_path)
+    two_counties(c)
+    for n in range(3):
+        p = c.person(f"194{n}-02-02", "F")
+        q = c.person(f"194{n}-03-03", "M")
+        c.registered[q.person_id].row["village_code"] = OTHER_VILLAGE
+        for who in (p, q):
+            c.death("2025-03-01", who, "2025-01-20")
+            c.pay("2025-03-10", who, "resident_pension", "2025-03", "190.00")
+    with warehouse("postgres", tmp_path) as url:
+        c.load(url)
+        s = c.settings(url)
+        parts = pipeline.detection_parts(s)
+        with ThreadPoolExecutor(len(parts)) as pool:
+            summaries = list(pool.map(lambda county: pipeline.detect(s, county=county), parts))
+        city_wide = [x for x in summaries if x["rules"]["deceased_payment"]["people"] == "all"]
+        assert len(city_wide) == 1, "exactly one part ran the city-wide step"
+        assert len(live(url)) == 6
+        assert live(url) == at_once(c, url, tmp_path)
