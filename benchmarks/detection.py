@@ -13,16 +13,19 @@ them, beginning with the city-wide step the DAG's find_parts task does: their su
 work all workers do together), and the largest part.
 
 Every measurement runs in a transaction that is rolled back, so it can be repeated on the same warehouse.
-Peak memory is this process's maximum resident set size (the database server's own memory is not in it);
-CPU is this process's (on SQLite that is all the work; on PostgreSQL the server's work is not in it).
+Peak memory is this process's maximum resident set size and, on PostgreSQL, that of the server process
+serving it (sampled; it includes the shared buffers that process touched). CPU is this process's (on SQLite
+that is all the work; on PostgreSQL the server's work is not in it).
 """
 from __future__ import annotations
 
 import argparse
 import resource
+import threading
 import time
 from pathlib import Path
 
+import psutil
 from sqlalchemy import Connection, inspect, select, text
 
 from risk import pipeline
@@ -41,14 +44,42 @@ def forget_marks(conn: Connection) -> None:
         conn.execute(text("DELETE FROM detection_mark"))
 
 
-def timed(step) -> tuple[float, float, object]:
+SERVER_PEAK: list[float] = [0.0]  # the PostgreSQL backend's peak resident set, MiB (0 on SQLite)
+
+
+def timed(step, conn: Connection | None = None) -> tuple[float, float, object]:
+    """Wall and CPU seconds of `step()`, and its result. On PostgreSQL (given the connection, on this
+    machine) the server process serving it is watched too: its peak resident set goes to SERVER_PEAK."""
+    stop, watcher = threading.Event(), None
+    if conn is not None and conn.dialect.name == "postgresql":
+        backend = psutil.Process(int(conn.execute(text("SELECT pg_backend_pid()")).scalar() or 0))
+
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    SERVER_PEAK[0] = max(SERVER_PEAK[0], backend.memory_info().rss / 2**20)
+                except psutil.Error:
+                    return
+                stop.wait(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
     started, cpu = time.monotonic(), time.process_time()
     result = step()
-    return time.monotonic() - started, time.process_time() - cpu, result
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+    stop.set()
+    if watcher is not None:
+        watcher.join()
+    return seconds, cpu, result
+
+
+def memory() -> str:
+    server = f", PostgreSQL backend peak RSS {SERVER_PEAK[0]:,.0f} MiB" if SERVER_PEAK[0] else ""
+    return f"peak RSS {peak_mib():,.0f} MiB{server}"
 
 
 def show(label: str, seconds: float, cpu: float, outcomes) -> None:
-    print(f"  {label}: {seconds:7.1f} s ({cpu:.1f} s CPU in this process), peak RSS {peak_mib():,.0f} MiB")
+    print(f"  {label}: {seconds:7.1f} s ({cpu:.1f} s CPU in this process), {memory()}")
     for o in outcomes:
         looked = getattr(o, "people", -1)
         scope = "whole city" if looked < 0 else f"{looked:,} people"
@@ -61,7 +92,7 @@ def whole(url: str, as_of: str, first: bool, label: str) -> None:
     with gateway.engine_for(url).connect() as conn, conn.begin() as tx:
         if first:
             forget_marks(conn)
-        seconds, cpu, outcomes = timed(lambda: detect.detect(conn, as_of))
+        seconds, cpu, outcomes = timed(lambda: detect.detect(conn, as_of), conn)
         show(label, seconds, cpu, outcomes)
         tx.rollback()
 
@@ -79,17 +110,17 @@ def split(url: str, as_of: str, first: bool) -> None:
             scope.translate(conn, RULES)
             touched.forget_seen(conn, detect.parts(conn))
 
-        seconds, cpu, _ = timed(find_parts)
+        seconds, cpu, _ = timed(find_parts, conn)
         times, cpus, per_rule = [seconds], [cpu], {}
         for county in counties:
-            seconds, cpu, outcomes = timed(lambda c=county: detect.detect(conn, as_of, county=c))
+            seconds, cpu, outcomes = timed(lambda c=county: detect.detect(conn, as_of, county=c), conn)
             times.append(seconds)
             cpus.append(cpu)
             for o in outcomes:
                 per_rule[o.rule] = per_rule.get(o.rule, 0.0) + o.seconds
         tx.rollback()
     print(f"  find_parts and {len(counties)} parts: sum {sum(times):.1f} s ({sum(cpus):.1f} s CPU in this process), "
-          f"find_parts {times[0]:.1f} s, largest part {max(times[1:]):.1f} s, peak RSS {peak_mib():,.0f} MiB")
+          f"find_parts {times[0]:.1f} s, largest part {max(times[1:]):.1f} s, {memory()}")
     for rule, s in per_rule.items():
         print(f"    {rule:22} {s:7.2f} s (sum over the parts)")
 
