@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from benchmarks.detection import split, whole
-from risk import pipeline
+from risk import detect, pipeline
+from risk.db import gateway
 from risk.settings import Settings
 from risk.synth import generate
 
@@ -37,7 +38,8 @@ def main() -> None:
     pipeline.run(settings, out / "landing", until=days[-2], send_digests=False)
     if days[-1] not in pipeline.loaded_days(settings):
         pipeline.load_day(settings, out / "landing", days[-1])
-    parts = pipeline.detection_parts(settings)
+    with gateway.transaction(settings.database_url) as conn:
+        parts = detect.parts(conn)  # not pipeline.detection_parts: the night's city-wide step is timed below
     print(f"{args.people:,} people × {args.months} months, {len(parts)} parts, {settings.database_url}")
 
     for first, what in ((True, "first detection"), (False, f"the night of {days[-1]}")):
