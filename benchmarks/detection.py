@@ -98,15 +98,19 @@ def whole(url: str, as_of: str, first: bool, label: str) -> None:
 
 
 def split(url: str, as_of: str, first: bool) -> None:
-    from risk import detect, scope, touched
-    from risk.rules import RULES
+    from risk import detect
 
     with gateway.engine_for(url).connect() as conn, conn.begin() as tx:
         if first:
             forget_marks(conn)
         counties = detect.parts(conn)
 
-        def find_parts() -> None:  # what pipeline.detection_parts does
+        def find_parts() -> None:  # what pipeline.detection_parts does (nothing before incremental detection)
+            try:
+                from risk import scope, touched
+                from risk.rules import RULES
+            except ImportError:
+                return
             scope.translate(conn, RULES)
             touched.forget_seen(conn, detect.parts(conn))
 
