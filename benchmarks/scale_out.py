@@ -2,9 +2,13 @@
 
     .venv/bin/python -m benchmarks.scale_out [--people 20000] [--months 12] [--seed 5] [--db URL]
 
-Generates the city once (var/bench/city-N-M-S), loads it with `risk run` (no digests), then times the
-whole night's detection and scoring and the same steps one part at a time, in sequence: the largest part
-is what one worker per county would wait for, the sum what all the workers do together.
+Generates the city once (var/bench/city-N-M-S), loads it with `risk run` (no digests) up to the day before
+its last delivery day, then loads that last day (a month of card events and the day's deaths). Detection
+is timed twice, whole and split: as a first detection (the warehouse's marks set aside: everything is
+decided again) and as that night's detection (only the people the last day touched). Split means what the
+nightly DAG does one worker at a time: its find_parts step, then every county part in turn; the sum is
+what all the workers do together, the largest part what one worker per county waits for. Detection runs in
+transactions that are rolled back. Then the night's scoring, whole and one part at a time.
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import argparse
 import time
 from pathlib import Path
 
-from risk import pipeline
+from benchmarks.detection import split, whole
+from risk import detect, pipeline
+from risk.db import gateway
 from risk.settings import Settings
 from risk.synth import generate
 
@@ -28,20 +34,20 @@ def main() -> None:
     if not (out / "landing").is_dir():
         generate(out, people=args.people, months=args.months, seed=args.seed)
     settings = Settings(database_url=args.db or f"sqlite:///{out / 'w.db'}", var_dir=out / "var")
-    pipeline.run(settings, out / "landing", send_digests=False)
-    parts = pipeline.detection_parts(settings)
+    days = pipeline.delivery_days(out / "landing")
+    pipeline.run(settings, out / "landing", until=days[-2], send_digests=False)
+    if days[-1] not in pipeline.loaded_days(settings):
+        pipeline.load_day(settings, out / "landing", days[-1])
+    with gateway.transaction(settings.database_url) as conn:
+        parts = detect.parts(conn)  # not pipeline.detection_parts: the night's city-wide step is timed below
     print(f"{args.people:,} people × {args.months} months, {len(parts)} parts, {settings.database_url}")
 
-    t = time.monotonic()
-    pipeline.detect(settings)
-    print(f"detection whole        {time.monotonic() - t:7.1f} s")
-    times = []
-    for county in parts:
-        t = time.monotonic()
-        pipeline.detect(settings, county=county)
-        times.append(time.monotonic() - t)
-    print(f"detection split        largest part {max(times):6.1f} s, sum {sum(times):6.1f} s")
+    for first, what in ((True, "first detection"), (False, f"the night of {days[-1]}")):
+        print(f"detection, {what}:")
+        whole(settings.database_url, days[-1], first=first, label="whole")
+        split(settings.database_url, days[-1], first=first)
 
+    pipeline.detect(settings)
     t = time.monotonic()
     pipeline.score(settings)
     print(f"scoring whole          {time.monotonic() - t:7.1f} s")

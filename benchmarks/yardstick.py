@@ -168,10 +168,12 @@ def run(landing: Path, threads: int = 1, alerts_out: Path | None = None, until: 
                    SELECT norm_id(person_id) AS person_id, day, row_number() OVER () AS line,
                           TRY_CAST(last_certified_on AS DATE) AS certified_on
                    FROM raw_recipients WHERE TRY_CAST(last_certified_on AS DATE) IS NOT NULL""")
-    alerts = {}
+    alerts, seconds = {}, {}
     found = []
     for code, sql in RULES.items():
+        started = time.monotonic()
         result = con.execute(sql).fetchall()
+        seconds[code] = time.monotonic() - started
         alerts[code] = len(result)
         found += [(code, p, c) for p, c in result]
     if alerts_out:
@@ -179,7 +181,7 @@ def run(landing: Path, threads: int = 1, alerts_out: Path | None = None, until: 
             f.write("rule,person_id,amount_at_risk\n")
             for code, p, c in sorted(found):
                 f.write(f"{code},{p},{int(c) / 100:.2f}\n")
-    return {"rows": rows, "alerts": alerts}
+    return {"rows": rows, "alerts": alerts, "rule_seconds": seconds}
 
 
 def main() -> int:

@@ -3,39 +3,43 @@
 A new alert is raised with `first_seen` = the newest delivery day loaded; new evidence extends the open
 alert (its facts and amount_at_risk) instead of opening another; a rerun on the same facts changes nothing.
 
+A night costs what it brings: once a detection has run, the next one looks only at the people whose alerts
+the facts loaded since can change (risk.touched records the loads, risk.scope works out whom they concern),
+and decides their alerts from all their facts, exactly as a run over the whole city would. A first
+detection, a new rule or a rule of a new version runs whole.
+
 Detection can run in parts, one per county (so that several workers share one night): every person belongs
 to exactly one part, the county of their recipients row, or NO_COUNTY when they are not a recipient (a
-death record of someone who draws nothing); a part sees the facts and alerts of its people only, so the
-parts together do exactly what one run over the whole city does.
+death record of someone who draws nothing); a part decides the alerts of its people only, reading their
+facts (and, for shared_account, the payments into the accounts they were paid in), so the parts together do
+exactly what one run over the whole city does.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from contextlib import contextmanager
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
-from sqlalchemy import Connection, bindparam, func, select, text, update
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Connection, bindparam, func, select, update
 
-from risk.db.tables import alert, recipient
+from risk import scope as scoping
+from risk import touched
+from risk.db import gateway
+from risk.db.tables import alert
 from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
+from risk.scope import NO_COUNTY, Scope, part_of_alert, parts
 from risk.workflow import log_event
 
-NO_COUNTY = "-"  # the part of people who are not recipients
-COUNTY_DIGITS = 6
+__all__ = ["NO_COUNTY", "RuleOutcome", "alert_id", "detect", "parts", "run_rule"]
+
 WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
 REOPENED_BY_NEW_FACTS = ("dismissed", "closed")
-
-
-def _new_flagged_facts(old_evidence: str, facts: pd.DataFrame) -> list[str]:
-    """Flagged facts that the alert's evidence did not name before (another overpaid month, another card use)."""
-    before = {(e["fact"], e["id"]) for e in json.loads(old_evidence or "[]") if e.get("flagged")}
-    now = facts[facts["flagged"] == 1]
-    return sorted(f"{f}:{i}" for f, i in zip(now["fact"], now["fact_id"], strict=True) if (f, i) not in before)
+_ORDER = {name: i for i, name in enumerate(EVIDENCE_COLUMNS)}
+PERSON, FACT, FACT_ID, FLAGGED, AT_RISK, DAY, FILE, LINE, DETAIL = (_ORDER[c] for c in EVIDENCE_COLUMNS)
+VILLAGE = len(EVIDENCE_COLUMNS)  # the evidence query adds the person's village
 
 
 def alert_id(rule: str, person_id: str) -> str:
@@ -46,161 +50,166 @@ def alert_id(rule: str, person_id: str) -> str:
 @dataclass
 class RuleOutcome:
     rule: str
-    alerts: int = 0
+    alerts: int = 0  # open (not withdrawn) alerts of the rule in the part after the run
     raised: int = 0
     extended: int = 0
     withdrawn: int = 0
-    amount_cents: int = 0
+    amount_cents: int = 0  # their amount at risk
+    people: int = -1  # how many people the run looked at (-1: the whole city)
+    touched_only: bool = False  # only the people the facts loaded since the last detection can concern
     seconds: float = 0.0
 
 
-def parts(conn: Connection) -> list[str]:
-    """The counties of the recipients, and NO_COUNTY: the parts detection and scoring can be split into."""
-    counties = conn.execute(select(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS)).distinct()).scalars()
-    return sorted(c for c in counties if c) + [NO_COUNTY]
+@dataclass(frozen=True)
+class Evidence:
+    """One person's alert as the facts make it now."""
+    facts_json: str
+    amount: int
+    count: int
+    village: str | None
+    flagged: frozenset[tuple[str, str]]  # (fact, id) of the facts the rule flags
 
 
-def _people_of(county: str) -> ColumnElement[bool]:
-    """The condition 'person in this part', on the alert table's person_id."""
-    members = select(recipient.c.person_id)
-    if county == NO_COUNTY:
-        return alert.c.person_id.not_in(members)
-    return alert.c.person_id.in_(members.where(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county))
+def _evidence(conn: Connection, rule: Rule, scope: Scope) -> dict[str, Evidence]:
+    """The rule's facts per person it flags (people with context facts only are left out)."""
+    sql = (f"SELECT e.*, r.village_code FROM ({rule.sql(conn.dialect.name).strip().rstrip(';')}\n) e "
+           f"LEFT JOIN recipient r ON r.person_id = e.person_id")
+    rows = conn.execute(scoping.bind(scope, sql)).all()
+    by_person: dict[str, list] = defaultdict(list)
+    seen: set[tuple] = set()
+    for r in rows:
+        key = (r[PERSON], r[FACT], r[FACT_ID], r[FILE], r[LINE])
+        if key not in seen:
+            seen.add(key)
+            by_person[r[PERSON]].append(r)
+    found = {}
+    for person_id, facts in by_person.items():
+        if not any(int(f[FLAGGED]) for f in facts):
+            continue
+        facts.sort(key=lambda f: (-int(f[FLAGGED]), f[FACT], f[FILE], int(f[LINE]), f[FACT_ID]))
+        out = [{"fact": f[FACT], "id": f[FACT_ID], "flagged": bool(int(f[FLAGGED])),
+                "amount_at_risk": _yuan(int(f[AT_RISK])), "detail": f[DETAIL], "file": f[FILE],
+                "line": int(f[LINE]), "delivery_day": f[DAY]} for f in facts]
+        found[person_id] = Evidence(
+            facts_json=json.dumps(out, ensure_ascii=False, separators=(",", ":")),
+            amount=sum(int(f[AT_RISK]) for f in facts), count=len(facts), village=facts[0][VILLAGE],
+            flagged=frozenset((f[FACT], f[FACT_ID]) for f in facts if int(f[FLAGGED])))
+    return found
 
 
-def _rule_sql(rule: Rule, dialect: str, county: str | None) -> str:
-    sql = rule.sql(dialect).strip().rstrip(";")
-    if county is None:
-        return sql
-    members = "SELECT person_id FROM recipient"
-    if county == NO_COUNTY:
-        return f"SELECT e.* FROM ({sql}\n) e WHERE e.person_id NOT IN ({members})"
-    return (f"SELECT e.* FROM ({sql}\n) e WHERE e.person_id IN ({members} "
-            f"WHERE substr(village_code, 1, {COUNTY_DIGITS}) = :county)")
+def _yuan(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
 
 
-PERSON_FACTS = ("payment", "card_event", "death", "incarceration", "certification")  # tables keyed by person
+def _new_flagged_facts(old_evidence: str, now: frozenset[tuple[str, str]]) -> list[str]:
+    """Flagged facts that the alert's evidence did not name before (another overpaid month, another card use)."""
+    before = {(e["fact"], e["id"]) for e in json.loads(old_evidence or "[]") if e.get("flagged")}
+    return sorted(f"{f}:{i}" for f, i in now if (f, i) not in before)
 
 
-@contextmanager
-def _only_the_part(conn: Connection, county: str):
-    """For the statements run inside: each table of a person's facts shows the part's people only.
-    Temporary views of the same names shadow the tables (SQLite and PostgreSQL both look in the session's
-    temporary schema first), so a per-person rule's SQL, unchanged, reads a county's facts instead of the
-    city's; they are dropped afterwards, also on error."""
-    if not (county == NO_COUNTY or (county.isdigit() and len(county) == COUNTY_DIGITS)):
-        raise ValueError(f"not a county part: {county!r}")
-    postgres = conn.dialect.name == "postgresql"
-    schema = conn.execute(text("SELECT current_schema()")).scalar() if postgres else "main"
-    temp = "pg_temp" if postgres else "temp"
-    members = f"SELECT person_id FROM {schema}.recipient"
-    part = (f"person_id NOT IN ({members})" if county == NO_COUNTY else
-            f"person_id IN ({members} WHERE substr(village_code, 1, {COUNTY_DIGITS}) = '{county}')")
-    try:
-        for table in PERSON_FACTS:
-            conn.exec_driver_sql(f"CREATE TEMP VIEW {table} AS SELECT * FROM {schema}.{table} WHERE {part}")
-        yield
-    finally:
-        for table in PERSON_FACTS:
-            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {temp}.{table}")
-
-
-def evidence_of(rule: Rule, conn: Connection, county: str | None = None) -> pd.DataFrame:
-    query = text(_rule_sql(rule, conn.dialect.name, county))
-    if county not in (None, NO_COUNTY):
-        query = query.bindparams(bindparam("county", county))
-    if county is not None and rule.per_person:
-        with _only_the_part(conn, county):
-            rows = conn.execute(query).all()
-    else:
-        rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=list(EVIDENCE_COLUMNS))
-    if frame.empty:
-        return frame
-    frame["flagged"] = frame["flagged"].astype(int)
-    frame["at_risk_cents"] = frame["at_risk_cents"].astype("int64")
-    frame["source_line"] = frame["source_line"].astype(int)
-    return frame.drop_duplicates(["person_id", "fact", "fact_id", "source_file", "source_line"])
-
-
-def _facts_json(facts: pd.DataFrame) -> str:
-    ordered = facts.sort_values(["flagged", "fact", "source_file", "source_line", "fact_id"],
-                                ascending=[False, True, True, True, True])
-    out = [{"fact": r.fact, "id": r.fact_id, "flagged": bool(r.flagged),
-            "amount_at_risk": f"{r.at_risk_cents / 100:.2f}", "detail": r.detail,
-            "file": r.source_file, "line": int(r.source_line), "delivery_day": r.delivery_day}
-           for r in ordered.itertuples(index=False)]
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
-
-
-def _withdraw(conn: Connection, rule: Rule, existing: dict, still_flagged: set, as_of: str) -> int:
-    """Alerts whose facts are gone (a later-loaded older delivery replaced them) are withdrawn, not
-    deleted: their evidence stays for the record, their amount at risk becomes 0; they come back as new
-    if facts flag the person again."""
-    gone = [p for p, r in existing.items() if p not in still_flagged and r.status != WITHDRAWN]
-    for person_id in gone:
-        conn.execute(update(alert).where(alert.c.alert_id == alert_id(rule.code, person_id)).values(
-            status=WITHDRAWN, amount_at_risk_cents=0, last_changed=as_of))
-    return len(gone)
-
-
-def run_rule(conn: Connection, rule: Rule, as_of: str, county: str | None = None) -> RuleOutcome:
-    """Run one rule over the whole city, or over one part (`county`, see `parts`)."""
+def run_rule(conn: Connection, rule: Rule, as_of: str, scope: Scope = scoping.CITY) -> RuleOutcome:
+    """Decide the alerts of one rule for the people of `scope` (the whole city unless told)."""
     started = time.monotonic()
-    outcome = RuleOutcome(rule.code)
-    evidence = evidence_of(rule, conn, county)
-    mine = alert.c.rule == rule.code
-    if county is not None:
-        mine = mine & _people_of(county)
-    if evidence.empty:
-        current: dict = {r.person_id: r for r in conn.execute(select(alert.c.person_id, alert.c.status).where(mine))}
-        outcome.withdrawn = _withdraw(conn, rule, current, set(), as_of)
+    outcome = RuleOutcome(rule.code, touched_only=scope.touched_only)
+    with scoping.shadowed(conn, rule, scope) as people:
+        outcome.people = people
+        found = _evidence(conn, rule, scope) if people != 0 else {}
+    if people == 0:
         outcome.seconds = time.monotonic() - started
         return outcome
-    flagged_people = evidence.loc[evidence["flagged"] == 1, "person_id"].unique()
-    evidence = evidence[evidence["person_id"].isin(flagged_people)]
+    mine = alert.c.rule == rule.code
+    decided = scoping.in_scope(scope)
+    if decided is not None:
+        mine = mine & decided
     existing = {r.person_id: r for r in conn.execute(
         select(alert.c.person_id, alert.c.evidence, alert.c.amount_at_risk_cents, alert.c.village_code,
                alert.c.status).where(mine))}
-    outcome.withdrawn = _withdraw(conn, rule, existing, set(flagged_people), as_of)
-    villages = dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code).where(
-        recipient.c.person_id.in_(list(flagged_people)))).all()) if len(flagged_people) < 30000 else \
-        dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code)).all())
-    new_rows = []
-    for person_id, facts in evidence.groupby("person_id", sort=True):
-        amount = int(facts["at_risk_cents"].sum())
-        facts_json = _facts_json(facts)
-        outcome.alerts += 1
-        outcome.amount_cents += amount
+    gone = [p for p, r in existing.items() if p not in found and r.status != WITHDRAWN]
+    if gone:
+        # the facts behind these alerts are gone (a later-loaded older delivery replaced them): withdrawn,
+        # not deleted; their evidence stays for the record, their amount at risk becomes 0; they come back
+        # as new if facts flag the person again
+        conn.execute(update(alert).where(alert.c.alert_id == bindparam("b_id")).values(
+            status=WITHDRAWN, amount_at_risk_cents=0, last_changed=as_of),
+            [{"b_id": alert_id(rule.code, p)} for p in gone])
+    outcome.withdrawn = len(gone)
+    new_rows, changed = [], []
+    for person_id in sorted(found):
+        now = found[person_id]
         before = existing.get(person_id)
         if before is None:
             new_rows.append({
                 "alert_id": alert_id(rule.code, person_id), "rule": rule.code, "rule_version": rule.version,
-                "person_id": person_id, "village_code": villages.get(person_id), "severity": rule.severity,
-                "score": rule.score, "amount_at_risk_cents": amount, "first_seen": as_of, "last_changed": as_of,
-                "status": "new", "evidence": facts_json, "evidence_count": len(facts), "explanation": None,
+                "person_id": person_id, "village_code": now.village, "severity": rule.severity,
+                "score": rule.score, "amount_at_risk_cents": now.amount, "first_seen": as_of, "last_changed": as_of,
+                "status": "new", "evidence": now.facts_json, "evidence_count": now.count, "explanation": None,
                 "raised_at": datetime.now(), "level": "village"})
-        elif (before.evidence != facts_json or before.amount_at_risk_cents != amount
-              or before.village_code != villages.get(person_id) or before.status == WITHDRAWN):
+        elif (before.evidence != now.facts_json or before.amount_at_risk_cents != now.amount
+              or before.village_code != now.village or before.status == WITHDRAWN):
             status = before.status
-            fresh = _new_flagged_facts(before.evidence, facts)
-            if before.status == WITHDRAWN or (before.status in REOPENED_BY_NEW_FACTS and fresh):
+            reopenable = status == WITHDRAWN or status in REOPENED_BY_NEW_FACTS
+            fresh = _new_flagged_facts(before.evidence, now.flagged) if reopenable else []
+            if status == WITHDRAWN or (status in REOPENED_BY_NEW_FACTS and fresh):
                 status = "new"  # a dismissed or closed alert is not raised again for the same facts, only new ones
                 log_event(conn, alert_id(rule.code, person_id), "system", "reopen", before.status, status,
                           "新的事实 / new facts", {"new_facts": fresh})
-            conn.execute(update(alert).where(alert.c.alert_id == alert_id(rule.code, person_id)).values(
-                amount_at_risk_cents=amount, evidence=facts_json, evidence_count=len(facts), last_changed=as_of,
-                village_code=villages.get(person_id), rule_version=rule.version, status=status,
-                **({"raised_at": datetime.now(), "level": "village", "escalated_at": None} if status != before.status
-                   else {})))
-            outcome.extended += 1
+            values = {"b_id": alert_id(rule.code, person_id), "amount_at_risk_cents": now.amount,
+                      "evidence": now.facts_json, "evidence_count": now.count, "last_changed": as_of,
+                      "village_code": now.village, "rule_version": rule.version, "status": status}
+            if status != before.status:
+                values.update(raised_at=datetime.now(), level="village", escalated_at=None)
+            changed.append(values)
+    for columns in {tuple(sorted(v)) for v in changed}:
+        batch = [v for v in changed if tuple(sorted(v)) == columns]
+        conn.execute(update(alert).where(alert.c.alert_id == bindparam("b_id")).values(
+            {c: bindparam(c) for c in columns if c != "b_id"}), batch)
     if new_rows:
         conn.execute(alert.insert(), new_rows)
-    outcome.raised = len(new_rows)
+    outcome.raised, outcome.extended = len(new_rows), len(changed)
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
+def _count_open(conn: Connection, outcomes: list[RuleOutcome], county: str | None) -> None:
+    """Each rule's open alerts in the part after the run, and their amount at risk."""
+    q = select(alert.c.rule, func.count(), func.sum(alert.c.amount_at_risk_cents)).where(
+        alert.c.rule.in_([o.rule for o in outcomes]) & (alert.c.status != WITHDRAWN)).group_by(alert.c.rule)
+    if county is not None:
+        q = q.where(part_of_alert(county))
+    found = {rule: (int(n), int(cents or 0)) for rule, n, cents in conn.execute(q)}
+    for o in outcomes:
+        o.alerts, o.amount_cents = found.get(o.rule, (0, 0))
+
+
+def prepare(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES) -> list[RuleOutcome]:
+    """The city-wide step of a night, done by whichever detection comes first: turn the loads' touches into
+    people (scoping.translate), and run city-wide the rules no part has run in their version yet (a first
+    detection, a new rule, a new version), marking every part. Parts that run at once (on PostgreSQL) take
+    turns here; once it is done they find nothing to do and go on side by side."""
+    if not scoping.untranslated(conn) and not scoping.Marks.read(conn).never_detected(rules):
+        return []
+    gateway.one_at_a_time(conn, "detection")
+    scoping.translate(conn, rules)
+    current = parts(conn)
+    marks = scoping.Marks.read(conn)
+    first = marks.never_detected(rules, current)
+    outcomes = [run_rule(conn, rule, as_of) for rule in first]
+    scoping.mark(conn, current, first, marks.translated)
+    return outcomes
+
+
 def detect(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES,
            county: str | None = None) -> list[RuleOutcome]:
-    return [run_rule(conn, rule, as_of, county) for rule in rules]
+    """Run the rules over the whole city, or over one part (`county`, see `parts`): each on the people the
+    facts loaded since its last detection can concern, or whole when it never ran (in this part, in this
+    version)."""
+    gateway.prefer_index_reads(conn)
+    city_wide = {o.rule: o for o in prepare(conn, as_of, rules)}
+    night = scoping.Night.plan(conn, rules, county)
+    night.begin(conn)
+    outcomes = [city_wide.get(rule.code) or run_rule(conn, rule, as_of, night.scope_of(rule)) for rule in rules]
+    night.end(conn)
+    _count_open(conn, outcomes, county)
+    scoping.mark(conn, night.parts, rules, night.upto)
+    touched.forget_seen(conn, night.parts if county is None else None)
+    return outcomes

@@ -38,11 +38,18 @@ def prepare(settings: Settings) -> None:
 
 
 def detection_parts(settings: Settings) -> list[str]:
-    """The parts (counties, and people who are not recipients) that detection and scoring can split into."""
+    """The parts (counties, and people who are not recipients) that detection and scoring can split into.
+    Called once a night before the parts run, it also does the night's city-wide step: it turns what the
+    loads touched into people per rule (risk.scope.translate), and deletes what every part has seen."""
     from risk import detect as detection
+    from risk import scope, touched
+    from risk.rules import RULES
 
     with gateway.transaction(settings.database_url) as conn:
-        return detection.parts(conn)
+        found = detection.parts(conn)
+        scope.translate(conn, RULES)
+        touched.forget_seen(conn, found)
+        return found
 
 
 def detect(settings: Settings, as_of: str | None = None, county: str | None = None) -> dict:
@@ -62,8 +69,10 @@ def detect(settings: Settings, as_of: str | None = None, county: str | None = No
     return {
         "as_of": day,
         "county": county,
-        "rules": {o.rule: {"alerts": o.alerts, "raised": o.raised, "extended": o.extended,
-                           "amount_at_risk": f"{o.amount_cents / 100:.2f}", "seconds": round(o.seconds, 2)}
+        "rules": {o.rule: {"alerts": o.alerts, "raised": o.raised, "extended": o.extended, "withdrawn": o.withdrawn,
+                           "amount_at_risk": f"{o.amount_cents / 100:.2f}", "seconds": round(o.seconds, 2),
+                           "people": "all" if o.people < 0 else o.people,
+                           "scope": "touched" if o.touched_only else "whole"}
                   for o in outcomes},
         "alerts": sum(o.alerts for o in outcomes),
         "raised": sum(o.raised for o in outcomes),

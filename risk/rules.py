@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from jinja2 import Environment, StrictUndefined
 
@@ -16,6 +17,7 @@ from risk.contract import RECURRING
 from risk.settings import ROOT
 
 RULES_DIR = ROOT / "sql" / "rules"
+TOUCHED_DIR = ROOT / "sql" / "touched"  # per rule: whose alert the facts a night brings can change
 EVIDENCE_COLUMNS = ("person_id", "fact", "fact_id", "flagged", "at_risk_cents", "delivery_day", "source_file",
                     "source_line", "detail")
 
@@ -39,7 +41,13 @@ class Rule:
         return RULES_DIR / f"{self.code}.sql"
 
     def sql(self, dialect: str) -> str:
-        return _render(self.code, dialect)
+        return _render(RULES_DIR, self.code, dialect)
+
+    def touched_sql(self, dialect: str) -> str:
+        """The people whose alert of this rule the night's new and removed facts can change (a superset):
+        sql/touched/<code>.sql, reading the night's facts from new_payment, new_card_event, new_death,
+        new_incarceration, new_certification and removed (see risk.scope)."""
+        return _render(TOUCHED_DIR, self.code, dialect)
 
 
 RULES: tuple[Rule, ...] = (
@@ -89,16 +97,19 @@ MACROS = {
         "month_end": lambda x: f"date({x}, 'start of month', '+1 month', '-1 day')",
         "date_text": lambda x: f"{x}",
         "month_text": lambda x: f"substr({x}, 1, 7)",
-        "years_after_text": lambda x, n: f"(CAST(CAST(substr({x}, 1, 4) AS INTEGER) + {int(n)} AS TEXT) || substr({x}, 5))",
+        # dates are YYYY-MM-DD text: 29 February 2024 + 12 months is the text 2025-02-29, which sorts
+        # after the 28th and before 1 March, as PostgreSQL's 2025-02-28 does for ">"
+        "over_a_year_after": lambda later, earlier: (
+            f"({later} > (CAST(CAST(substr({earlier}, 1, 4) AS INTEGER) + 1 AS TEXT) || substr({earlier}, 5)))"),
     },
-    "postgresql": {
-        "month_start": lambda x: f"CAST(date_trunc('month', {x}) AS DATE)",
-        "next_month": lambda x: f"CAST(date_trunc('month', {x}) + INTERVAL '1 month' AS DATE)",
-        "month_end": lambda x: f"CAST(date_trunc('month', {x}) + INTERVAL '1 month' - INTERVAL '1 day' AS DATE)",
-        "date_text": lambda x: f"to_char({x}, 'YYYY-MM-DD')",
-        "month_text": lambda x: f"to_char({x}, 'YYYY-MM')",
-        "years_after_text": lambda x, n: f"(CAST(CAST(EXTRACT(YEAR FROM {x}) AS INTEGER) + {int(n)} AS TEXT) "
-                                          f"|| to_char({x}, '-MM-DD'))",
+    "postgresql": {  # dates are cast to timestamps without time zone: no session time zone in the arithmetic
+        "month_start": lambda x: f"CAST(date_trunc('month', CAST({x} AS TIMESTAMP)) AS DATE)",
+        "next_month": lambda x: f"CAST(date_trunc('month', CAST({x} AS TIMESTAMP)) + INTERVAL '1 month' AS DATE)",
+        "month_end": lambda x: f"CAST(date_trunc('month', CAST({x} AS TIMESTAMP)) + INTERVAL '1 month' "
+                               f"- INTERVAL '1 day' AS DATE)",
+        "date_text": lambda x: f"to_char(CAST({x} AS TIMESTAMP), 'YYYY-MM-DD')",
+        "month_text": lambda x: f"to_char(CAST({x} AS TIMESTAMP), 'YYYY-MM')",
+        "over_a_year_after": lambda later, earlier: f"({later} > CAST({earlier} + INTERVAL '1 year' AS DATE))",
     },
 }
 
@@ -111,10 +122,10 @@ def _id_birthday_text(pid: str, years: str | int) -> str:
 
 
 @cache
-def _render(code: str, dialect: str) -> str:
+def _render(folder: Path, code: str, dialect: str) -> str:
     if dialect not in MACROS:
         raise ValueError(f"no SQL dialect {dialect!r} for the rules")
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    template = env.from_string((RULES_DIR / f"{code}.sql").read_text(encoding="utf-8"))
+    template = env.from_string((folder / f"{code}.sql").read_text(encoding="utf-8"))
     recurring = "(" + ", ".join(f"'{b}'" for b in RECURRING) + ")"
     return template.render(**MACROS[dialect], id_birthday_text=_id_birthday_text, recurring=recurring)

@@ -164,6 +164,40 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def prefer_index_reads(conn: Connection) -> None:
+    """For the rest of this transaction, PostgreSQL prices a random page read close to a sequential one
+    (random_page_cost 1.1, as for SSDs and cached tables): with the default 4 it scans a whole fact table
+    rather than look up one county's people through an index."""
+    if is_postgres(conn):
+        conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+
+
+def one_at_a_time(conn: Connection, what: str) -> None:
+    """Wait until no other transaction is doing `what`, and keep others out until this one ends (a
+    PostgreSQL advisory lock; SQLite lets one writer in at a time anyway)."""
+    if is_postgres(conn):
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:what))"), {"what": f"risk.{what}"})
+
+
+def rows_with_keys(conn: Connection, table: str, column: str, keys: str) -> str:
+    """A SELECT of the rows of the warehouse table `table` whose `column` is in the temporary table `keys`
+    (which has a column of the same name), written so that each database reads only those rows: SQLite must
+    loop over the keys (CROSS JOIN fixes its join order; else it walks a whole index to keep the order a
+    GROUP BY wants), PostgreSQL gets a semi-join it may start from either side (a join back from a few
+    flagged rows then looks them up by index). Names come from the caller's fixed lists."""
+    if is_postgres(conn):
+        schema = conn.execute(text("SELECT current_schema()")).scalar()
+        return f"SELECT * FROM {schema}.{table} WHERE {column} IN (SELECT {column} FROM pg_temp.{keys})"
+    return f"SELECT f.* FROM temp.{keys} k CROSS JOIN main.{table} f WHERE f.{column} = k.{column}"
+
+
+def count_rows(conn: Connection, table: str) -> None:
+    """Let PostgreSQL's planner know how many rows a temporary table holds (it never analyses them itself);
+    SQLite's plans here do not depend on it. `table` is a name from the caller's fixed list."""
+    if is_postgres(conn):
+        conn.exec_driver_sql(f"ANALYZE {table}")
+
+
 def insert_frame(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
     """Insert every row of `frame` (columns named as the table's) into `table`; COPY on PostgreSQL.
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(naming_convention={
@@ -62,6 +63,7 @@ recipient = Table(
     Column("last_certified_on", Date),
     Column("phone", String),
     *provenance(),
+    Index("ix_recipient_delivery_day", "delivery_day"),
 )
 
 supervisor = Table(
@@ -78,15 +80,20 @@ supervisor = Table(
 payment = Table(
     "payment", metadata,
     Column("payment_id", String, primary_key=True),
-    Column("person_id", String(18), nullable=False, index=True),
+    Column("person_id", String(18), nullable=False),
     Column("benefit_type", String(24), nullable=False),
     Column("period", Date, nullable=False),
     Column("amount_cents", BigInteger, nullable=False),
     Column("paid_on", Date, nullable=False),
     Column("bank_account", String, nullable=False),
     *provenance(),
-    Index("ix_payment_bank_account_period", "bank_account", "period"),
-    Index("ix_payment_delivery_day", "delivery_day"),  # the ledger counts what each delivery left standing
+    # the rules read a person's periods and benefit types, and an account's people per period, from the
+    # indexes alone, in the order they group them
+    Index("ix_payment_person_id_period_benefit_type_bank_account", "person_id", "period", "benefit_type",
+          "bank_account"),
+    Index("ix_payment_bank_account_period_person_id", "bank_account", "period", "person_id"),
+    Index("ix_payment_delivery_day", "delivery_day"),  # a night's detection finds a file's new rows again;
+    # the ledger counts what each delivery left standing
     CheckConstraint("amount_cents > 0", name="amount_positive"),
 )
 
@@ -105,6 +112,8 @@ card_event = Table(
     Column("admitted_on", Date),
     *provenance(),
     Index("ix_card_event_delivery_day", "delivery_day"),
+    Index("ix_card_event_certification", "person_id", "occurred_on",  # certification_overdue's events
+          sqlite_where=text("event_type = 'certification'"), postgresql_where=text("event_type = 'certification'")),
     CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
     CheckConstraint("occurred_hour BETWEEN 0 AND 23", name="hour"),
 )
@@ -203,6 +212,47 @@ certification = Table(
     Column("source_line", Integer, primary_key=True),
     Column("certified_on", Date, nullable=False),
     Column("source_file", String, nullable=False),
+    Index("ix_certification_delivery_day", "delivery_day"),
+)
+
+# ---------------------------------------------------------------- what a night brings (risk.touched)
+
+# What the loads since a detection wrote to the fact tables, for the next detection (see risk.touched): one row
+# per file whose stored rows it must look at (source, delivery_day, source_file: the rows are found again by
+# their provenance), or one per fact removed from its table (source, person_id; bank_account and period for a
+# payment). `seq` only grows (AUTOINCREMENT on SQLite too), so a detection knows which touches it has seen.
+touch = Table(
+    "touch", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(20), nullable=False),
+    Column("delivery_day", String(10)),
+    Column("source_file", String),
+    Column("person_id", String(18)),
+    Column("bank_account", String),
+    Column("period", Date),
+    CheckConstraint("(delivery_day IS NOT NULL AND source_file IS NOT NULL) OR person_id IS NOT NULL",
+                    name="stored_or_removed"),
+    sqlite_autoincrement=True,
+)
+
+# The touches turned into people, per rule: whose alert of `rule` the touches up to `touch_seq` can change
+# (risk.scope.translate, once a night for the whole city; each part then takes its own people).
+touched_person = Table(
+    "touched_person", metadata,
+    Column("touch_seq", Integer, primary_key=True),
+    Column("rule", String(40), primary_key=True),
+    Column("person_id", String(18), primary_key=True),
+)
+
+# Per part of detection (a county, or "-" for the people who are not recipients) and rule: the touches (up to
+# `touch_seq`) that its alerts already reflect, and the rule's version then. No row: that part and rule run
+# whole next time. The row (part "*", rule "*") says up to which touch touched_person is complete.
+detection_mark = Table(
+    "detection_mark", metadata,
+    Column("part", String(12), primary_key=True),
+    Column("rule", String(40), primary_key=True),
+    Column("rule_version", Integer, nullable=False),
+    Column("touch_seq", Integer, nullable=False),
 )
 
 # ---------------------------------------------------------------- alerts

@@ -4,41 +4,54 @@
 -- upsert: a later delivery correcting the date replaces the older value, but a newer certification does not
 -- erase what was overdue before it). With no certification on or before that day, the 12 months count from
 -- the first day of the person's first paid recurring period.
-WITH recurring AS (
-    SELECT p.person_id, p.payment_id, p.amount_cents, p.benefit_type, p.period,
-           p.delivery_day, p.source_file, p.source_line, {{ month_end('p.period') }} AS period_end
-    FROM payment p
-    WHERE p.benefit_type IN {{ recurring }}
+--
+-- How: the judgement depends on the person and the period only. Each person's certifications and paid
+-- periods are put on one line in the order of their days (a certification on a period's last day comes
+-- first); walking along it, at each period we know the latest-delivered recipients row dated so far, the
+-- latest certification event so far and the first paid period (every earlier period ends before this one).
+WITH paid AS (
+    SELECT DISTINCT person_id, period FROM payment WHERE benefit_type IN {{ recurring }}
 ),
-delivered AS (
-    SELECT r.payment_id, c.person_id, c.certified_on,
-           ROW_NUMBER() OVER (PARTITION BY r.payment_id ORDER BY c.delivery_day DESC, c.source_line DESC) AS n
-    FROM recurring r
-    JOIN certification c ON c.person_id = r.person_id AND c.certified_on <= r.period_end
+delivered AS (  -- the recipients rows' dates, numbered in the order they were delivered
+    SELECT person_id, certified_on,
+           ROW_NUMBER() OVER (PARTITION BY person_id ORDER BY delivery_day, source_line) AS n
+    FROM certification
 ),
-certified AS (
-    SELECT payment_id, certified_on AS on_day FROM delivered WHERE n = 1
+timeline AS (
+    SELECT person_id, {{ month_end('period') }} AS on_day, 2 AS kind, period, NULL AS delivered_n
+    FROM paid
     UNION ALL
-    SELECT r.payment_id, e.occurred_on
-    FROM recurring r
-    JOIN card_event e ON e.person_id = r.person_id AND e.event_type = 'certification'
-                     AND e.occurred_on <= r.period_end
+    SELECT person_id, certified_on, 0, NULL, n FROM delivered
+    UNION ALL
+    SELECT person_id, occurred_on, 1, NULL, NULL FROM card_event WHERE event_type = 'certification'
 ),
-first_paid AS (
-    SELECT person_id, MIN(period) AS first_period FROM recurring GROUP BY person_id
-),
-latest AS (
-    SELECT payment_id, MAX(on_day) AS last_certified FROM certified GROUP BY payment_id
+walked AS (
+    SELECT person_id, period, kind,
+           MAX(delivered_n) OVER so_far AS latest_delivered_n,
+           MAX(CASE WHEN kind = 1 THEN on_day END) OVER so_far AS last_event,
+           MIN(period) OVER so_far AS first_period
+    FROM timeline
+    WINDOW so_far AS (PARTITION BY person_id ORDER BY on_day, kind ROWS UNBOUNDED PRECEDING)
 ),
 judged AS (
-    SELECT r.*, COALESCE(l.last_certified, f.first_period) AS since
-    FROM recurring r
-    JOIN first_paid f ON f.person_id = r.person_id
-    LEFT JOIN latest l ON l.payment_id = r.payment_id
+    SELECT w.person_id, w.period,
+           CASE WHEN d.certified_on IS NULL AND w.last_event IS NULL THEN w.first_period
+                WHEN d.certified_on IS NULL THEN w.last_event
+                WHEN w.last_event IS NULL OR d.certified_on >= w.last_event THEN d.certified_on
+                ELSE w.last_event END AS since
+    FROM walked w
+    LEFT JOIN delivered d ON d.person_id = w.person_id AND d.n = w.latest_delivered_n
+    WHERE w.kind = 2
+),
+overdue AS MATERIALIZED (  -- the few periods overdue, before their payments are looked up
+    SELECT person_id, period, since FROM judged
+    WHERE {{ over_a_year_after(month_end('period'), 'since') }}
 ),
 flagged AS (
-    SELECT * FROM judged
-    WHERE {{ date_text('period_end') }} > {{ years_after_text('since', 1) }}
+    SELECT p.person_id, p.payment_id, p.amount_cents, p.benefit_type, p.period,
+           p.delivery_day, p.source_file, p.source_line, o.since
+    FROM overdue o
+    JOIN payment p ON p.person_id = o.person_id AND p.period = o.period AND p.benefit_type IN {{ recurring }}
 )
 SELECT person_id, 'payment' AS fact, payment_id AS fact_id, 1 AS flagged, amount_cents AS at_risk_cents,
        delivery_day, source_file, source_line,

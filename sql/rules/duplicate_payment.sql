@@ -5,7 +5,7 @@ WITH repeated AS (
     SELECT person_id, benefit_type, period
     FROM payment
     WHERE benefit_type IN {{ recurring }}
-    GROUP BY person_id, benefit_type, period
+    GROUP BY person_id, period, benefit_type
     HAVING COUNT(*) > 1
 ),
 funerals AS (

@@ -4,8 +4,8 @@ A fact row's content hash is only ever compared with other deliveries of the sam
 when a key is delivered again (from the row's values) instead of being stored with every row; a re-delivery
 or conflict keeps its hash in `sighting`, where an older version from another day (superseded) needs none.
 `card_event.occurred_utc` repeated what `occurred_at` (as delivered, with its offset), `occurred_on` and
-`occurred_hour` already hold, and nothing read it. The big fact tables get an index on the delivery day:
-the nightly ledger counts what each delivery left standing, which without it meant reading every row.
+`occurred_hour` already hold, and nothing read it. (The big fact tables' index on the delivery day, which
+the nightly ledger counts through, comes with 0009.)
 
 Revision ID: 0010
 Revises: 0009
@@ -38,13 +38,9 @@ def upgrade() -> None:
         op.drop_column("card_event", "occurred_utc")
     with op.batch_alter_table("sighting") as batch:
         batch.alter_column("row_hash", existing_type=sa.String(length=32), nullable=True)
-    op.create_index("ix_payment_delivery_day", "payment", ["delivery_day"])
-    op.create_index("ix_card_event_delivery_day", "card_event", ["delivery_day"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_card_event_delivery_day", table_name="card_event")
-    op.drop_index("ix_payment_delivery_day", table_name="payment")
     with op.batch_alter_table("sighting") as batch:
         batch.alter_column("row_hash", existing_type=sa.String(length=32), nullable=False)
     op.add_column("card_event", sa.Column("occurred_utc", sa.DateTime(), nullable=True))
