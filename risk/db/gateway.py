@@ -129,7 +129,7 @@ def estimated_rows(conn: Connection, table: Table) -> int:
 def indexes_set_aside(url: str, tables: list[Table]) -> Iterator[None]:
     """For a bulk load into `tables`: their secondary indexes are dropped first and built again afterwards
     (also when the load fails), which costs a fraction of keeping them up to date row by row. The primary
-    keys stay: loading needs them. Each step is its own transaction; readers meanwhile get slower answers,
+    keys stay: loading needs them; so do indexes marked `kept_in_bulk` (rows arrive in their order). Each step is its own transaction; readers meanwhile get slower answers,
     never wrong ones. A load killed in between leaves the indexes to `ensure_indexes` (run by every
     `pipeline.prepare`)."""
     if not tables:
@@ -140,7 +140,7 @@ def indexes_set_aside(url: str, tables: list[Table]) -> Iterator[None]:
         present = {t.name: {ix["name"] for ix in inspect(conn).get_indexes(t.name)} for t in tables}
         for t in tables:
             for ix in t.indexes:
-                if ix.name in present[t.name]:
+                if ix.name in present[t.name] and not ix.info.get("kept_in_bulk"):
                     ix.drop(conn)
     try:
         yield

@@ -389,6 +389,10 @@ def reasons_by_row(failures: Iterable[Failure], checked: pd.DataFrame,
         out.setdefault(f.row, []).append(f)
     result: dict[int, tuple[str, str, bool]] = {}
     for row, fs in out.items():
+        if any(f.column not in REFERENCE_CHECKS for f in fs):
+            # rejected for what it is: whether its region was known yet depends on the order days were
+            # loaded in, so it is not part of the reason (the queue would depend on that order)
+            fs = [f for f in fs if f.column not in REFERENCE_CHECKS]
         parts: list[str] = []
         fields: list[str] = []
         for f in fs:

@@ -244,6 +244,16 @@ def test_recipients_must_agree_with_their_id_and_live_in_a_known_village(
     assert stored[man]["birth_date"] == date(1955, 3, 4)
 
 
+def test_a_row_rejected_for_what_it_is_does_not_name_the_village_not_known_yet(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Its reason must not depend on whether its village was delivered before it: that is load order."""
+    bad_gender = recipient(make_id("1961-01-01", seq=12), gender="X", village_code="431102001999")
+    got = _load_and_reject(sqlite_url, tmp_path, "recipients", [bad_gender])
+    assert got["2"]["kind"] == "invalid" and got["2"]["field"] == "gender"
+    assert "village" not in got["2"]["reason"]
+
+
 def test_recipient_with_lowercase_x_is_stored_normalised(sqlite_url: str, tmp_path: Path) -> None:
     # find a person whose check character is X
     pid = next(p for p in (make_id("1960-01-15", seq=s) for s in range(100)) if p.endswith("X"))

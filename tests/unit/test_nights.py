@@ -26,6 +26,7 @@ from risk import detect, pipeline
 from risk.alerts import export_rows
 from risk.db import gateway
 from risk.db.tables import touch
+from risk.ingest import delivery
 from risk.settings import Settings
 from risk.synth import generate
 
@@ -105,7 +106,7 @@ def all_at_once(url: str, landing: Path, days: list[str], var: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("order", ["in date order", "shuffled"])
 def test_night_by_night_equals_everything_at_once(db_url, city, tmp_path, order):
-    days = pipeline.delivery_days(city)
+    days = delivery.delivery_days(city)
     if order == "shuffled":  # older days after newer ones: facts are displaced, alerts withdrawn
         # the days that bring regions stay first: a row whose village is not known yet gets a quality reason
         # that depends on the order (the loader's business, and not detection's)
@@ -128,7 +129,7 @@ def nightly(c: City, url: str, county_by_county: bool = False) -> dict:
     s = c.settings(url)
     pipeline.prepare(s)
     summary: dict = {}
-    for day in [d for d in c.days if d not in pipeline.loaded_days(s)]:
+    for day in [d for d in c.days if d not in delivery.loaded_days(s)]:
         c.load(url, [day])
         if county_by_county:
             summary = {county: pipeline.detect(s, county=county) for county in pipeline.detection_parts(s)}
