@@ -67,7 +67,8 @@ def cmd_run(args) -> int:
     runs = settings.var_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "last-run.json").write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=1), encoding="utf-8")
-    _say(f"完成 / done in {summary.seconds:.1f} s; 数据质量报告 / data-quality report: {summary.report}")
+    steps = ", ".join(f"{name} {seconds:.1f}" for name, seconds in summary.steps.items())
+    _say(f"完成 / done in {summary.seconds:.1f} s ({steps}); 数据质量报告 / data-quality report: {summary.report}")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -209,6 +209,7 @@ class RunSummary:
     detection: dict
     report: str
     seconds: float
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per step: load, detect, score, report, notify
 
 
 def run(settings: Settings, landing: str | Path, until: str | None = None,
@@ -217,24 +218,39 @@ def run(settings: Settings, landing: str | Path, until: str | None = None,
     behaviour scoring, the data-quality report and the supervisors' digests, as the nightly DAG does."""
     started = time.monotonic()
     say = progress or (lambda _m: None)
+    steps: dict[str, float] = {}
+    clock = [time.monotonic()]
+
+    def lap(step: str) -> None:
+        now = time.monotonic()
+        steps[step] = round(now - clock[0], 3)
+        clock[0] = now
+
     prepare(settings)
     days = pending_days(settings, landing, until)
+    lap("prepare")
     say(f"待加载交付日 {len(days)} 个 / {len(days)} delivery days to load" + (f": {days[0]} … {days[-1]}" if days else ""))
     done = load_days(settings, landing, days, progress=say)
+    lap("load")
     say("检测中 / running the rules …")
     detection = detect(settings, until)
+    lap("detect")
     say(f"预警 / alerts: {detection['alerts']:,}（新 new {detection['raised']:,}），"
         f"涉及金额 / amount at risk: ¥{detection['amount_at_risk']}")
     say("行为评分中 / scoring behaviour …")
     scoring = score(settings, until)
+    lap("score")
     if scoring.get("scored"):
         say(f"评分 / scored {scoring['scored']:,} 人 people with {scoring['model_version']}; "
             f"异常预警 / anomaly alerts raised: {scoring['anomaly_raised']}")
     detection["scoring"] = scoring
     report = write_quality_report(settings)
+    lap("report")
     if send_digests:
         sent = notify(settings)
+        lap("notify")
         detection["digests"] = sent
         say(f"每日摘要 / digests: {sent['digests']} 位监督人员 supervisors（成功 sent {sent['sent']}，"
             f"失败 failed {sent['failed']}）")
-    return RunSummary(days=done, detection=detection, report=report, seconds=time.monotonic() - started)
+    return RunSummary(days=done, detection=detection, report=report, seconds=time.monotonic() - started,
+                      steps=steps)

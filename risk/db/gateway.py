@@ -232,23 +232,51 @@ def _python_values(col: pd.Series, kind: str) -> Iterable[Any]:
 CHUNK = 200_000  # rows turned into Python values or CSV text at a time: bounds the memory of a big file
 
 
-def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame, unless_key: str | None = None) -> int:
     """sqlite3's executemany over the columns' Python values, dates in the text form SQLAlchemy's SQLite
     types store (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS.ffffff`): per-value type processing was the slowest part
-    of loading."""
+    of loading. `unless_key`: a row whose key the table holds already is left out (ON CONFLICT DO NOTHING).
+    Returns the rows inserted."""
     names = ", ".join(f'"{c}"' for c in frame.columns)
     marks = ", ".join("?" for _ in frame.columns)
     kinds = [type(table.c[n].type).__name__ for n in frame.columns]
+    unless = f' ON CONFLICT ("{unless_key}") DO NOTHING' if unless_key else ""
     raw: Any = conn.connection.dbapi_connection  # sqlite3's own executemany takes the rows as a stream
     cursor = raw.cursor()
+    inserted = 0
     try:
         for start in range(0, len(frame), CHUNK):
             part = frame.iloc[start:start + CHUNK]
             columns = [_python_values(part[n], kind) for n, kind in zip(frame.columns, kinds, strict=True)]
-            cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})', zip(*columns, strict=False))
+            cursor.executemany(f'INSERT INTO "{table.name}" ({names}) VALUES ({marks}){unless}',
+                               zip(*columns, strict=False))
+            inserted += cursor.rowcount
     finally:
         cursor.close()
-    return len(frame)
+    return inserted
+
+
+def insert_new(conn: Connection, table: Table, key: str, frame: pd.DataFrame) -> pd.Series:
+    """Insert the rows of `frame` (one delivered file's: one delivery day and file, distinct keys and lines)
+    whose `key` the table does not hold yet; return which rows went in (booleans on frame's index).
+
+    SQLite lets the key's own index turn the others away (ON CONFLICT DO NOTHING), which spares looking
+    every key up first, and finds which went in through the delivery-day index only when some did not;
+    PostgreSQL looks the keys up (one join) and COPYs the new rows."""
+    if frame.empty:
+        return pd.Series([], index=frame.index, dtype=bool)
+    cols = [c.name for c in table.columns if c.name in frame.columns]
+    if is_postgres(conn):
+        held = keys_present(conn, table, key, frame[key], [])
+        new = ~frame[key].astype("str").isin(set(held[key]))
+        _copy(conn, table, frame.loc[new, cols])
+        return new
+    if _sqlite_executemany(conn, table, frame[cols], unless_key=key) == len(frame):
+        return pd.Series(True, index=frame.index)
+    day, file = frame["delivery_day"].iloc[0], frame["source_file"].iloc[0]
+    standing = {line for (line,) in conn.exec_driver_sql(
+        f'SELECT source_line FROM "{table.name}" WHERE delivery_day = ? AND source_file = ?', (day, file)).all()}
+    return frame["source_line"].isin(standing)
 
 
 def _copy(conn: Connection, table: Table, frame: pd.DataFrame) -> int:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, and_, delete, select, update
 
 from risk import touched
 from risk.contract import Kind, Source, Type
-from risk.db.gateway import delete_keys, insert_frame, keys_present
+from risk.db.gateway import delete_keys, insert_frame, insert_new, keys_present
 from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
 from risk.identity import mask_id
 
@@ -134,7 +134,14 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
     versions, repeats = (rows[~repeat], rows[repeat]) if repeat.any() else (rows, rows.iloc[0:0])
 
     touch = [c for c in TOUCH_COLUMNS if c in table.c and c != key]
-    existing = keys_present(conn, table, key, versions[key], [*PROVENANCE, *touch])
+    if append:
+        # nearly every key of a fact file is new: the rows go in at once, the table's key turns away those
+        # it holds already, and only these are then looked up and decided
+        went_in = insert_new(conn, table, key, versions)
+        existing = keys_present(conn, table, key, versions.loc[~went_in, key], [*PROVENANCE, *touch])
+    else:
+        went_in = pd.Series(False, index=versions.index)
+        existing = keys_present(conn, table, key, versions[key], [*PROVENANCE, *touch])
     # a key delivered once and never before simply stands; the others (contested) are decided by comparing
     # every delivery of the key: append-only, the earliest stands; upsert, the latest day; in a file the first
     # line. `standing` holds the contested keys only, which is all that is ever looked up in it.
@@ -154,7 +161,7 @@ def store(conn: Connection, source: Source, rows: pd.DataFrame, seen_before: boo
         displaced = pd.concat([displaced.drop(index=judged.index), _with_content(conn, source, judged)],
                               ignore_index=True)
     delete_keys(conn, table, key, displaced[key])
-    insert_frame(conn, table, new_facts)
+    insert_frame(conn, table, new_facts if not went_in.any() else versions[is_new_fact & ~went_in])
     touched.record(conn, source.name, new_facts, displaced)
     result.loaded = len(new_facts)
 

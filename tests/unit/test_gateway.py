@@ -68,3 +68,17 @@ def test_keys_present_and_delete_keys_work_on_many_keys(url: str) -> None:
         assert gateway.estimated_rows(conn, payment) >= 49_000
         left = gateway.keys_present(conn, payment, "payment_id", asked, [])
     assert left.empty
+
+
+def test_insert_new_inserts_only_keys_not_held_and_says_which(url: str) -> None:
+    with gateway.transaction(url) as conn:
+        gateway.insert_frame(conn, payment, _payments(10))
+        later = _payments(20, start=5)  # P000005..P000024: the first five are held already
+        later["delivery_day"] = "2025-04-10"
+        later["source_file"] = "2025-04-10/payments.csv"
+        went_in = gateway.insert_new(conn, payment, "payment_id", later)
+        assert later.loc[went_in, "payment_id"].tolist() == [f"P{i:06d}" for i in range(10, 25)]
+        held = gateway.keys_present(conn, payment, "payment_id", later["payment_id"], ["delivery_day"])
+    days = dict(zip(held["payment_id"], held["delivery_day"], strict=True))
+    assert all(days[f"P{i:06d}"] == "2025-03-10" for i in range(5, 10))  # the earlier rows were not touched
+    assert all(days[f"P{i:06d}"] == "2025-04-10" for i in range(10, 25))
