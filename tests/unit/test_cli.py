@@ -206,9 +206,13 @@ def test_a_run_killed_mid_day_leaves_no_trace_of_that_day(
 ) -> None:
     landing = tmp_path / "landing"
     shutil.copytree(sample_landing / D0, landing / D0)
-    big = "2025-12-31"  # every payment and card event of the sample in one day: about 3 s of loading
+    # every payment of the sample and its card events eight times over (new event ids) in one day: a few
+    # seconds of loading, so the kill lands inside it
+    big = "2025-12-31"
+    events = _sample_rows(sample_landing, "*/card_events.csv.gz")
     write(landing, big, "payments", _sample_rows(sample_landing, "*/payments.csv"))
-    write(landing, big, "card_events", _sample_rows(sample_landing, "*/card_events.csv.gz"))
+    write(landing, big, "card_events", [{**e, "event_id": f"{e['event_id']}-{copy}"} for copy in range(8)
+                                        for e in events])
     write(landing, "2026-01-05", "payments", [payment("P-LATE", "431125196205276096")])
     killed_db = tmp_path / "killed.db"
     url = f"sqlite:///{killed_db}"

@@ -74,7 +74,8 @@ def test_a_supervisor_confirms_an_alert_and_an_auditor_finds_the_decision(city, 
 
     page.locator(f'a[href="/alerts/{target}"]').first.click()
     page.wait_for_url(f"{server}/alerts/{target}")
-    assert page.get_by_text("请核实").is_visible() or page.get_by_text("为什么异常").is_visible()
+    assert (page.get_by_role("heading", name="请核实").is_visible()
+            or page.get_by_role("heading", name="为什么异常").is_visible())
     shoot(page, "03-case-new")
     page.get_by_role("button", name="接收").click()
     page.get_by_text("已更新为「已接收」").wait_for()
