@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
 from risk import privacy
@@ -88,38 +89,53 @@ def _newest_day(conn: Connection, as_of: str | None) -> str | None:
 
 
 def train_model(settings: Settings, as_of: str | None = None) -> dict:
-    """Train a behaviour model on the window ending at the newest loaded day (≤ as_of) and make it current."""
+    """Train a behaviour model on the window ending at the newest loaded day (≤ as_of) and make it current.
+    The features are read without the write lock and the forests fitted outside any transaction; only
+    registering the model writes."""
     from risk.scoring import registry
+    from risk.scoring.features import compute_features
 
-    with gateway.transaction(settings.database_url) as conn:
+    with gateway.reading(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
             raise InputError("仓库中还没有数据，无法训练 / nothing loaded yet: no data to train on")
-        r = registry.train(conn, settings, date.fromisoformat(day), window_days=settings.window_days)
+        features = compute_features(conn, date.fromisoformat(day), settings.window_days)
+    forest, scores = registry.fit(features)
+    with gateway.transaction(settings.database_url) as conn:
+        r = registry.register(conn, settings, forest, features, scores, date.fromisoformat(day), settings.window_days)
     return {"version": r.version, "rows": r.rows, "window": [str(r.window_start), str(r.window_end)],
             "features": r.features, "sha256": r.sha256}
 
 
-def start_scoring(settings: Settings, as_of: str | None = None) -> dict:
-    """Tonight's scoring plan: the current model (a first one is trained when none is registered), the day,
-    and K, the number of anomaly alerts (the top share of the city's recipients). Clears what an earlier,
-    unfinished night left in `score_part`. {"scored": 0, ...} when there is nothing to score."""
+def start_scoring(settings: Settings, as_of: str | None = None, features: pd.DataFrame | None = None) -> dict:
+    """Tonight's scoring plan: the current model (a first one is trained when none is registered, on
+    `features` when given: the whole city's of tonight), the day, and K, the number of anomaly alerts (the
+    top share of the city's recipients). Clears what an earlier, unfinished night left in `score_part`.
+    {"scored": 0, ...} when there is nothing to score."""
     from risk.db.tables import recipient, score_part
     from risk.scoring import nightly, registry
+    from risk.scoring.features import compute_features
 
-    with gateway.transaction(settings.database_url) as conn:
+    with gateway.reading(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
             return {"scored": 0}
         registered = registry.current(conn)
-        trained = registered is None
-        if registered is None:
-            log.info("no behaviour model registered yet: training the first one")
-            try:
-                registered = registry.train(conn, settings, date.fromisoformat(day), window_days=settings.window_days)
-            except registry.TooFewPeople as e:
-                log.warning("behaviour scoring skipped: %s", e)
-                return {"scored": 0, "skipped": str(e)}
+        if registered is None and features is None:
+            features = compute_features(conn, date.fromisoformat(day), settings.window_days)
+    trained = registered is None
+    if registered is None:
+        log.info("no behaviour model registered yet: training the first one")
+        assert features is not None
+        try:
+            forest, scores = registry.fit(features)
+        except registry.TooFewPeople as e:
+            log.warning("behaviour scoring skipped: %s", e)
+            return {"scored": 0, "skipped": str(e)}
+        with gateway.transaction(settings.database_url) as conn:
+            registered = registry.register(conn, settings, forest, features, scores, date.fromisoformat(day),
+                                           settings.window_days)
+    with gateway.transaction(settings.database_url) as conn:
         conn.execute(delete(score_part))
         people = conn.execute(select(func.count()).select_from(recipient)).scalar() or 0
     return {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
@@ -135,15 +151,22 @@ def _registered(conn: Connection, plan: dict):
     return registered
 
 
-def score_county(settings: Settings, plan: dict, county: str | None = None) -> int:
-    """Score one county's recipients (None: everyone) with the plan's model; returns how many."""
+def score_county(settings: Settings, plan: dict, county: str | None = None,
+                 features: pd.DataFrame | None = None) -> int:
+    """Score one county's recipients (None: everyone) with the plan's model; returns how many. The features
+    (computed here unless given) are read without the write lock; writing the scores takes it."""
     from risk.scoring import nightly
+    from risk.scoring.features import compute_features
 
     if not plan.get("model_version") or county == "-":  # "-": people who are not recipients are not scored
         return 0
+    as_of = date.fromisoformat(plan["as_of"])
+    if features is None:
+        with gateway.reading(settings.database_url) as conn:
+            features = compute_features(conn, as_of, settings.window_days, county=county)
     with gateway.transaction(settings.database_url) as conn:
-        return nightly.score_county(conn, settings, _registered(conn, plan), date.fromisoformat(plan["as_of"]),
-                                    county, plan["k"], settings.window_days)
+        return nightly.score_county(conn, settings, _registered(conn, plan), as_of, county, plan["k"],
+                                    settings.window_days, features=features)
 
 
 def finish_scoring(settings: Settings, plan: dict) -> dict:
@@ -161,9 +184,15 @@ def finish_scoring(settings: Settings, plan: dict) -> dict:
 def score(settings: Settings, as_of: str | None = None) -> dict:
     """Score everyone's recent behaviour with the current model (a first model is trained when none is
     registered yet) and raise `anomaly` alerts for the most unusual people: the split night's three steps
-    with the whole city as one part."""
-    plan = start_scoring(settings, as_of)
-    score_county(settings, plan, None)
+    with the whole city as one part. The city's features are computed once, also on the night that trains
+    the first model on them."""
+    from risk.scoring.features import compute_features
+
+    with gateway.reading(settings.database_url) as conn:
+        day = _newest_day(conn, as_of)
+        features = compute_features(conn, date.fromisoformat(day), settings.window_days) if day else None
+    plan = start_scoring(settings, as_of, features=features)
+    score_county(settings, plan, None, features=features)
     return finish_scoring(settings, plan)
 
 

@@ -59,7 +59,9 @@ def engine_for(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # pragma: no cover - trivial
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a writer takes the write lock at once (no deadlock between two readers turning writers); a reader
+            # (`reading`) reads a snapshot and blocks nobody
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
@@ -158,6 +160,16 @@ def indexes_set_aside(url: str, tables: list[Table]) -> Iterator[None]:
 def transaction(url: str) -> Iterator[Connection]:
     with engine_for(url).begin() as conn:
         yield conn
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Connection]:
+    """A transaction that only reads: on SQLite it takes no write lock, so long reads (behaviour features)
+    leave the nightly writers and the web app free; it reads one consistent snapshot."""
+    with engine_for(url).connect() as conn:
+        conn = conn.execution_options(read_only=True)
+        with conn.begin():
+            yield conn
 
 
 def is_postgres(conn: Connection) -> bool:

@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -275,8 +276,18 @@ def _gx():
     return gx, context, datasource
 
 
-@cache
+# GX is used from the loader's thread and from the thread checking facts ahead: one at a time (its context,
+# stores and suites are shared state; and Python runs one thread at a time anyway)
+_GX_LOCK = threading.RLock()
+
+
 def _suite_and_batch(source_name: str):
+    with _GX_LOCK:
+        return _suite_and_batch_once(source_name)
+
+
+@cache
+def _suite_and_batch_once(source_name: str):
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     gx, context, datasource = _gx()
@@ -319,6 +330,11 @@ def run_suite(source: Source, checked: pd.DataFrame) -> tuple[bool, list[Failure
     """
     if checked.empty:
         return True, [], []
+    with _GX_LOCK:
+        return _run_suite(source, checked)
+
+
+def _run_suite(source: Source, checked: pd.DataFrame) -> tuple[bool, list[Failure], list[dict]]:
     gx, _context, _datasource = _gx()
     suite, batch_definition = _suite_and_batch(source.name)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": checked[_suite_columns(source.name)]})

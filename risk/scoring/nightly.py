@@ -47,7 +47,7 @@ def candidates_per_part(people: int, budget: float) -> int:
 
 
 def score_county(conn: Connection, settings: Settings, registered: Registered, as_of: date, county: str | None,
-                 k: int, window_days: int = DEFAULT_WINDOW_DAYS) -> int:
+                 k: int, window_days: int = DEFAULT_WINDOW_DAYS, features: pd.DataFrame | None = None) -> int:
     """Score the recipients of one county (None: the whole city) into `score_part`; the part's K most
     unusual also keep their reasons and feature values. Returns how many people were scored.
 
@@ -55,7 +55,9 @@ def score_county(conn: Connection, settings: Settings, registered: Registered, a
     (`top_reasons`) and written a slice of people at a time; only the part's K candidates get `Reason`
     objects and the JSON an anomaly alert freezes."""
     model = load_model(settings, registered)
-    features = compute_features(conn, as_of, window_days, county=county).sort_index()
+    if features is None:
+        features = compute_features(conn, as_of, window_days, county=county)
+    features = features.sort_index()
     missing = [f for f in registered.features if f not in features.columns]
     if missing:
         raise ValueError(f"model {registered.version} needs features that are not computed: {missing}")

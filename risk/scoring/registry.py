@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Connection, func, select, update
 
 from risk.db.tables import model as model_table
@@ -59,15 +60,32 @@ def _libraries() -> dict[str, str]:
 
 
 def train(conn: Connection, settings: Settings, as_of: date, window_days: int = DEFAULT_WINDOW_DAYS,
-          seed: int = 0, n_estimators: int = 100, max_samples: int = 1024) -> Registered:
-    """Fit a model on everyone's features over the window ending `as_of`, save it and make it current."""
+          seed: int = 0, n_estimators: int = 100, max_samples: int = 1024,
+          features: pd.DataFrame | None = None) -> Registered:
+    """Fit a model on everyone's features over the window ending `as_of` (computed here unless given), save
+    it and make it current."""
+    if features is None:
+        features = compute_features(conn, as_of, window_days)
+    forest, scores = fit(features, seed=seed, n_estimators=n_estimators, max_samples=max_samples)
+    return register(conn, settings, forest, features, scores, as_of, window_days)
+
+
+def fit(features: pd.DataFrame, seed: int = 0, n_estimators: int = 100,
+        max_samples: int = 1024) -> tuple[GroupedBehaviourForest, np.ndarray]:
+    """The model fitted on `features` (one row per person) and its scores of them; no database needed, so
+    the night fits it outside any transaction."""
     # in person order: the forest's subsamples are drawn by position, so the same people give the same model
-    features = compute_features(conn, as_of, window_days).sort_index()
+    features = features.sort_index()
     if len(features) < MIN_PEOPLE:
         raise TooFewPeople(f"训练数据太少（{len(features)}人，至少{MIN_PEOPLE}人）/ too few people to train on "
                            f"({len(features)}, at least {MIN_PEOPLE})")
     forest = GroupedBehaviourForest(n_estimators=n_estimators, max_samples=max_samples, random_state=seed)
-    scores = forest.fit_score_samples(features)
+    return forest, forest.fit_score_samples(features)
+
+
+def register(conn: Connection, settings: Settings, forest: GroupedBehaviourForest, features: pd.DataFrame,
+             scores: np.ndarray, as_of: date, window_days: int) -> Registered:
+    """Save a fitted model (skops, with its sha256) and make it the current one."""
     seq = (conn.execute(select(func.count()).select_from(model_table)).scalar() or 0) + 1
     version = f"iforest-{as_of:%Y%m%d}-{seq:03d}"  # the same inputs give the same version, file and hash
     folder = models_dir(settings)
