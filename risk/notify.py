@@ -10,18 +10,20 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, func, or_, select
 
 from risk.accounts import DEFAULT_LANGUAGE, languages_of
 from risk.alerts import yuan
 from risk.db.tables import alert, notification, recipient, supervisor
 from risk.identity import mask_id, mask_name
 from risk.rules import BY_CODE
-from risk.workflow import User, scope
+from risk.workflow import SCOPE_DIGITS, User
 
 log = logging.getLogger(__name__)
 TOP = 5
@@ -38,9 +40,10 @@ class Digest:
     language: str = DEFAULT_LANGUAGE
 
 
-def _since(conn: Connection, user_id: str) -> datetime | None:
-    return conn.execute(select(func.max(notification.c.sent_at)).where(and_(
-        notification.c.user_id == user_id, notification.c.status == "sent"))).scalar()
+def _last_sent(conn: Connection) -> dict[str, datetime]:
+    """user_id → when their last digest was delivered (users never sent one are missing)."""
+    return dict(conn.execute(select(notification.c.user_id, func.max(notification.c.sent_at))
+                             .where(notification.c.status == "sent").group_by(notification.c.user_id)).all())
 
 
 WORDS = {
@@ -75,21 +78,43 @@ def _title(rule_code: str, lang: str) -> str:
 def build(conn: Connection, base_url: str = "") -> list[Digest]:
     """The digests due now: for each supervisor (auditors get none), the alerts raised or escalated to their
     level since their last delivered digest, in the language they chose (Chinese unless English); nobody
-    with nothing new gets a message. ID numbers and names of the people concerned are masked."""
+    with nothing new gets a message. ID numbers and names of the people concerned are masked.
+
+    A few queries whatever the number of supervisors: the last deliveries, the alerts still new since the
+    earliest of them (each sorted once, largest amount first), and the names of the people the digests
+    name; each supervisor's alerts are those whose village lies in their area (`SCOPE_DIGITS`)."""
     base = base_url.rstrip("/")
     chosen = languages_of(conn)
+    last_sent = _last_sent(conn)
+    users = [(User(s.user_id, s.name, s.role, s.region_code), s.email, s.notify_url) for s in conn.execute(
+        select(supervisor).where(supervisor.c.role != "auditor").order_by(supervisor.c.user_id))]
+    if not users:
+        return []
+    earliest = min(last_sent.get(u.user_id, datetime.min) for u, _, _ in users)
+    pending = sorted(conn.execute(select(alert).where(alert.c.status == "new", or_(
+        alert.c.raised_at > earliest, alert.c.escalated_at > earliest))), key=lambda r: (-r.amount_at_risk_cents, r.alert_id))
+    in_area: dict[tuple[int, str], list] = defaultdict(list)  # (digits, area code) → its alerts, in order
+    for digits in {SCOPE_DIGITS[u.role] for u, _, _ in users}:
+        for r in pending:
+            if r.village_code:
+                in_area[(digits, r.village_code[:digits])].append(r)
+
+    due = []
+    for u, email, notify_url in users:
+        since = last_sent.get(u.user_id) or datetime.min
+        digits = SCOPE_DIGITS[u.role]
+        rows = [r for r in in_area.get((digits, u.region_code[:digits]), ())
+                if r.raised_at > since or (r.escalated_at is not None and r.escalated_at > since and r.level == u.role)]
+        if rows:
+            due.append((u, email, notify_url, since, rows))
+    named = {r.person_id for *_, rows in due for r in rows[:TOP]}
+    names: dict[str, str] = {}
+    for chunk in _chunks(sorted(named), 500):
+        names.update(conn.execute(select(recipient.c.person_id, recipient.c.name)
+                                  .where(recipient.c.person_id.in_(chunk))).all())
+
     digests = []
-    for s in conn.execute(select(supervisor).where(supervisor.c.role != "auditor").order_by(supervisor.c.user_id)):
-        u = User(s.user_id, s.name, s.role, s.region_code)
-        since = _since(conn, u.user_id) or datetime.min
-        new = alert.c.raised_at > since
-        escalated = and_(alert.c.escalated_at > since, alert.c.level == u.role)
-        rows = conn.execute(select(alert).where(and_(scope(u), alert.c.status == "new", or_(new, escalated)))
-                            .order_by(alert.c.amount_at_risk_cents.desc(), alert.c.alert_id)).all()
-        if not rows:
-            continue
-        names = dict(conn.execute(select(recipient.c.person_id, recipient.c.name).where(
-            recipient.c.person_id.in_([r.person_id for r in rows[:TOP]]))).all())
+    for u, email, notify_url, since, rows in due:
         lang = chosen.get(u.user_id, DEFAULT_LANGUAGE)
         w = WORDS[lang]
         n_escalated = sum(1 for r in rows if r.escalated_at and r.escalated_at > since and r.level == u.role)
@@ -100,9 +125,14 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
                                    name=mask_name(names.get(r.person_id, "")), amount=yuan(r.amount_at_risk_cents),
                                    link=f"{base}/alerts/{r.alert_id}") for r in rows[:TOP]]
         lines += ["", w["all"].format(link=f"{base}/alerts")]
-        digests.append(Digest(u, s.email, s.notify_url, w["subject"].format(n=len(rows)),
+        digests.append(Digest(u, email, notify_url, w["subject"].format(n=len(rows)),
                               "\n".join(lines) + "\n", len(rows), lang))
     return digests
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _send(url: str, subject: str, body: str, attempts: int, backoff: float) -> tuple[bool, int, str | None]:
