@@ -37,9 +37,10 @@ lint: $(STAMP)
 conformance: $(STAMP)
 	../shared/tools/conformance
 
-## bench: risk run against DuckDB reading the same CSV files (a benchmark, not a test)
+## bench: risk run against DuckDB reading the same CSV files (a benchmark, not a test); a million people: make bench ARGS=--million
+ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.ingest --people 100000 --months 12
+	$(BIN)/python -m benchmarks.ingest --people 100000 --months 12 $(ARGS)
 
 clean:
 	rm -rf var
