@@ -14,6 +14,7 @@ import struct
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -175,7 +176,8 @@ class Intake:
 
     def _check(self, source: Source, batch: list[tuple[str, Path]]) -> list[Checked]:
         """In the worker process when there is one (started for a load big enough to pay its start), else
-        here; a worker that cannot start (a daemon process, as Celery's) leaves the work to this thread."""
+        here; a worker that cannot start (a daemon process, as Celery's) or that dies leaves the work to
+        this thread."""
         if self.parallel and self.executor is None:
             try:
                 self.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
@@ -183,7 +185,13 @@ class Intake:
                 log.info("checking ahead in this process: no worker process (%s)", e)
                 self.parallel = False
         if self.executor is not None:
-            return self.executor.submit(check_batch, source, batch, True).result()
+            try:
+                return self.executor.submit(check_batch, source, batch, True).result()
+            except BrokenProcessPool as e:  # the worker died (killed for memory, say): its batch is done here
+                log.warning("检查进程意外退出，改在本进程检查 / the checking worker stopped (%s): checking in "
+                            "this process from now on", e)
+                self.executor.shutdown(wait=False, cancel_futures=True)
+                self.executor, self.parallel = None, False
         return check_batch(source, batch, typed=True)
 
     def text_bytes(self, source_name: str) -> int:

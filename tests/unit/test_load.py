@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import logging
+import multiprocessing
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -538,6 +541,30 @@ def test_checking_ahead_in_a_worker_process_gives_the_same_warehouse(backend, mo
     with intake.Intake(backend["landing"], ALL_DAYS) as ahead:
         assert ahead.parallel
     delivery.load_days(s, backend["landing"], ALL_DAYS)
+    got = snapshot(url)
+    assert got == backend["reference"], diff_snapshots(backend["reference"], got)
+    assert_balanced(url)
+
+
+def _dies_in_a_worker(source, batch, typed=False):
+    """check_batch, except in a worker process, which it ends at once (as the kernel ends one out of memory)."""
+    if multiprocessing.parent_process() is not None:
+        os._exit(9)
+    return REAL_CHECK_BATCH(source, batch, typed)
+
+
+REAL_CHECK_BATCH = intake.check_batch
+
+
+def test_a_checking_worker_that_dies_leaves_its_work_to_the_loading_process(backend, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(intake, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(intake, "check_batch", _dies_in_a_worker)
+    url = backend["fresh"]("worker-dies")
+    s = settings(url, backend["folder"])
+    pipeline.prepare(s)
+    with caplog.at_level(logging.WARNING, logger="risk.ingest.intake"):
+        delivery.load_days(s, backend["landing"], ALL_DAYS)
+    assert "the checking worker stopped" in caplog.text
     got = snapshot(url)
     assert got == backend["reference"], diff_snapshots(backend["reference"], got)
     assert_balanced(url)
