@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
-from risk import privacy
+from risk import memory, privacy
 from risk.db import gateway
 from risk.db.tables import FACT_TABLES, delivery
 from risk.errors import InputError
@@ -251,6 +251,7 @@ def run(settings: Settings, landing: str | Path, until: str | None = None,
     clock = [time.monotonic()]
 
     def lap(step: str) -> None:
+        memory.release()  # each step starts from what the night holds, not from the last one's high-water mark
         now = time.monotonic()
         steps[step] = round(now - clock[0], 3)
         clock[0] = now

@@ -17,9 +17,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy import Connection, Table, delete, select
 
+from risk import memory
 from risk.contract import BY_NAME, SOURCES
 from risk.db import gateway
 from risk.db.tables import FACT_TABLES, delivery, delivery_file, quality_issue
@@ -195,7 +195,7 @@ def _load_file(conn: Connection, checked: Checked) -> FileSummary:
     s.rejected = len(checked.rejections) + stored.conflicts
     s.seconds = round(sum(checked.seconds.values()) + time.monotonic() - started, 3)
     _record_file(conn, s, rejected_whole=False)
-    pa.default_memory_pool().release_unused()  # Arrow keeps freed memory for reuse; a big file's goes back
+    memory.release()  # the allocators keep freed memory for reuse; a big file's goes back
     return s
 
 
