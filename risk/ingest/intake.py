@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, select
 
+from risk import memory
 from risk.contract import BY_NAME, SOURCES, Source
 from risk.db.tables import region
 from risk.ingest import checks, quality
@@ -186,7 +187,7 @@ class Intake:
                 self.parallel = False
         if self.executor is not None:
             try:
-                return self.executor.submit(check_batch, source, batch, True).result()
+                return self.executor.submit(checked_in_worker, source, batch).result()
             except BrokenProcessPool as e:  # the worker died (killed for memory, say): its batch is done here
                 log.warning("检查进程意外退出，改在本进程检查 / the checking worker stopped (%s): checking in "
                             "this process from now on", e)
@@ -248,8 +249,17 @@ class Intake:
         return batch
 
 
-AHEAD_ROWS = 2_500_000  # rows checked ahead and not yet loaded, at most (unless the loader waits for one)
+AHEAD_ROWS = 1_000_000  # rows checked ahead and not yet loaded, at most (unless the loader waits for one): a
+# batch or so, which keeps the worker busy while bounding what the loading process holds besides its file
 PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (seconds to start: it imports GX)
+
+
+def checked_in_worker(source: Source, files: list[tuple[str, Path]]) -> list[Checked]:
+    """`check_batch` in the worker process, whose freed memory then goes back to the system: the frames a
+    batch needed are not carried into the next one (the worker's peak stays one batch's)."""
+    results = check_batch(source, files, typed=True)
+    memory.release()
+    return results
 
 
 def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = False) -> list[Checked]:

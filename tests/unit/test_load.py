@@ -546,19 +546,15 @@ def test_checking_ahead_in_a_worker_process_gives_the_same_warehouse(backend, mo
     assert_balanced(url)
 
 
-def _dies_in_a_worker(source, batch, typed=False):
-    """check_batch, except in a worker process, which it ends at once (as the kernel ends one out of memory)."""
-    if multiprocessing.parent_process() is not None:
-        os._exit(9)
-    return REAL_CHECK_BATCH(source, batch, typed)
-
-
-REAL_CHECK_BATCH = intake.check_batch
+def _dies_in_a_worker(source, batch):
+    """The worker process's task, which ends its process at once (as the kernel ends one out of memory)."""
+    assert multiprocessing.parent_process() is not None
+    os._exit(9)
 
 
 def test_a_checking_worker_that_dies_leaves_its_work_to_the_loading_process(backend, monkeypatch, caplog) -> None:
     monkeypatch.setattr(intake, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(intake, "check_batch", _dies_in_a_worker)
+    monkeypatch.setattr(intake, "checked_in_worker", _dies_in_a_worker)
     url = backend["fresh"]("worker-dies")
     s = settings(url, backend["folder"])
     pipeline.prepare(s)
