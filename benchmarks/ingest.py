@@ -173,13 +173,15 @@ def main() -> int:
     print(f"  backfill {results['DuckDB']['backfill'].cell()}; next night (reads all again) "
           f"{results['DuckDB']['next'].cell()}", flush=True)
 
-    backends = [("SQLite", lambda: f"sqlite:///{a.work / 'bench.db'}")]
+    # warehouses named by the city's size: a 100,000-person run leaves a million-person one alone
+    sqlite_file, pg_name = a.work / f"bench-{people}.db", f"risk_bench_{people}"
+    backends = [("SQLite", lambda: f"sqlite:///{sqlite_file}")]
     if not a.no_pg:
-        backends.append(("PostgreSQL", lambda: fresh_pg("risk_bench")))
+        backends.append(("PostgreSQL", lambda: fresh_pg(pg_name)))
     for name, make_url in backends:
         if name == "SQLite":
             for suffix in ("", "-wal", "-shm"):
-                Path(f"{a.work / 'bench.db'}{suffix}").unlink(missing_ok=True)
+                Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
         var = a.work / f"var-{name.lower()}"
         shutil.rmtree(var, ignore_errors=True)
         url = make_url()
@@ -194,7 +196,7 @@ def main() -> int:
             from sqlalchemy import create_engine, text
 
             with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
-                conn.execute(text('DROP DATABASE IF EXISTS "risk_bench" WITH (FORCE)'))
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
 
     names = list(results)
     print()
