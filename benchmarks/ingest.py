@@ -182,7 +182,7 @@ def main() -> int:
         if name == "SQLite":
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
-        var = a.work / f"var-{name.lower()}"
+        var = a.work / f"var-{name.lower()}-{people}"
         shutil.rmtree(var, ignore_errors=True)
         url = make_url()
         print(f"risk run on {name} …", flush=True)
