@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 SENSITIVE = frozenset({"person_id", "name", "bank_account", "phone", "card_no"})
 # checked with nothing but the file (and its delivery day): can be checked before earlier days are loaded
 SELF_CONTAINED = frozenset({"payments", "card_events", "deaths", "incarcerations"})
-BATCH_BYTES = 64 * 2**20  # text checked in one suite run: ~700,000 payments
+BATCH_BYTES = 32 * 2**20  # text checked in one suite run: ~350,000 payments
 
 
 @dataclass
@@ -249,7 +249,7 @@ class Intake:
         return batch
 
 
-AHEAD_ROWS = 1_000_000  # rows checked ahead and not yet loaded, at most (unless the loader waits for one): a
+AHEAD_ROWS = 500_000  # rows checked ahead and not yet loaded, at most (unless the loader waits for one): a
 # batch or so, which keeps the worker busy while bounding what the loading process holds besides its file
 PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (seconds to start: it imports GX)
 
