@@ -100,7 +100,7 @@ class AlertFilter:
         if self.village:
             c.append(alert.c.village_code == self.village)
         if self.county:
-            c.append(func.substr(alert.c.village_code, 1, 6) == self.county)
+            c.append(workflow.begins_with(alert.c.village_code, self.county))
         if self.period_from:
             c.append(alert.c.first_seen >= f"{self.period_from}-01")
         if self.period_to:
