@@ -80,10 +80,11 @@ def in_area(code_column: ColumnElement[str], u: User) -> ColumnElement[bool]:
 
 
 def begins_with(code_column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
-    """The code begins with `prefix`; said as the range of codes that begin so as well, which an index on
-    the column finds at once (a village's, a township's or a county's alerts are a few among the city's)."""
+    """The code begins with `prefix`, said as the range of codes that do (codes are digits, compared
+    character by character), which an index on the column finds at once: a village's, a township's or a
+    county's alerts are a few among the city's."""
     following = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first code past those that begin with prefix
-    return and_(code_column >= prefix, code_column < following, func.substr(code_column, 1, len(prefix)) == prefix)
+    return and_(code_column >= prefix, code_column < following)
 
 
 def scope(u: User) -> ColumnElement[bool]:
