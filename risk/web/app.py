@@ -18,7 +18,6 @@ import csv
 import io
 import logging
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -289,7 +288,7 @@ def create_app(settings: Settings) -> FastAPI:
     def _xlsx_export(request: Request, form: dict[str, str]) -> Response:
         rows, fields = _export(request, form)
         content = xlsx.workbook("预警 alerts", [label for _, label in fields],
-                                ([Decimal(r[k]) if k in ("amount", "recovered") else r[k] for k, _ in fields]
+                                ([xlsx.Number(r[k]) if k in ("amount", "recovered") else r[k] for k, _ in fields]
                                  for r in rows))
         return Response(content, headers={"Content-Disposition": 'attachment; filename="alerts.xlsx"'},
                         media_type=xlsx.MEDIA_TYPE)

@@ -11,13 +11,28 @@ import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import quoteattr
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+class Number(str):
+    """A number written as it is spelled (e.g. an amount `"1234.50"`): a number cell, exact to the fen."""
+
+
 Cell = str | int | Decimal | None
 
-# characters XML 1.0 does not allow (a delivered name could hold one): left out of a cell's text
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# the text of a cell, escaped for XML in one pass; characters XML 1.0 does not allow (a delivered name could
+# hold one) are left out
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\ufffe": None, "\uffff": None,
+                       **{chr(c): None for c in range(32) if chr(c) not in "\t\n\r"}})
+_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # what _TEXT changes (most text has none)
+
+
+def _text(value: object) -> str:
+    text = str(value)
+    return text.translate(_TEXT) if _SPECIAL.search(text) else text
+
 
 _PARTS = {
     "[Content_Types].xml": (
@@ -70,24 +85,20 @@ def column_letters(n: int) -> list[str]:
     return names
 
 
-def _cell(ref: str, value: Cell) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
-        return f'<c r="{ref}"><v>{value}</v></c>'
-    text = escape(_NOT_XML.sub("", str(value)))
-    return f'<c r="{ref}" t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>'
-
-
 def workbook(sheet_name: str, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> bytes:
     """The .xlsx file: one sheet named `sheet_name` (at most 31 characters, none of []:*?/\\), the header
-    in its first row (frozen), then the rows."""
+    in its first row (frozen), then the rows. Numbers (int, Decimal, Number) go in as numbers, the rest as
+    text; an empty or None cell is left out."""
     if len(sheet_name) > 31 or re.search(r"[\[\]:*?/\\]", sheet_name):
         raise ValueError(f"not a sheet name Excel accepts: {sheet_name!r}")
     letters = column_letters(len(header))
     body = [_SHEET_START]
     for n, values in enumerate([header, *rows], start=1):
-        cells = "".join(_cell(f"{letter}{n}", v) for letter, v in zip(letters, values, strict=True))
+        cells = "".join(
+            ("" if v is None or v == "" else
+             f'<c r="{letter}{n}"><v>{v}</v></c>' if isinstance(v, Number | int | Decimal) and not isinstance(v, bool)
+             else f'<c r="{letter}{n}" t="inlineStr"><is><t xml:space="preserve">{_text(v)}</t></is></c>')
+            for letter, v in zip(letters, values, strict=True))
         body.append(f'<row r="{n}">{cells}</row>')
     body.append(_SHEET_END)
     buf = io.BytesIO()

@@ -12,7 +12,7 @@ from risk.web import xlsx
 
 def test_a_workbook_opens_with_its_header_frozen_text_intact_and_amounts_as_numbers():
     header = ["预警编号 alert_id", "姓名（脱敏）name (masked)", "村 village", "涉及金额 amount_at_risk", "备注 note"]
-    rows = [["a-1", "张*", "<东&西> \"村\"", Decimal("1234.50"), "ok"],
+    rows = [["a-1", "张*", "<东&西> \"村\"", xlsx.Number("1234.50"), "ok"],
             ["a-2", "李*", None, Decimal("0.05"), "tab\there, bell\x07 gone"],
             ["a-3", "", "  spaced  ", 7, "=1+1"]]
     wb = load_workbook(io.BytesIO(xlsx.workbook("预警 alerts", header, rows)))
