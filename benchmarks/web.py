@@ -3,10 +3,11 @@ see them (a benchmark, not a test).
 
     .venv/bin/python -m benchmarks.web --db URL [--db URL2] [--requests 50]
 
-For each warehouse: the busiest village, township and county (most alerts, among the regions that have a
-supervisor of that level in supervisors.csv) and a city supervisor get a web password (the supervisors
-are the city's own; only their `account` row is written). A real `risk serve` is started on a free port
-(uvicorn in a subprocess, as in production), each user logs in over HTTP and asks for each page kind
+The busiest village, township and county (most alerts, among the regions that have a supervisor of that
+level in supervisors.csv; chosen on the first warehouse, the same people on the others) and a city
+supervisor get a web password (the supervisors are the city's own; only their `account` row is written).
+For each warehouse a real `risk serve` is started on a free port (uvicorn in a subprocess, as in
+production), each user logs in over HTTP and asks for each page kind
 `--requests` times, one request after another, timed from sending the request to the last byte of the
 answer:
 
@@ -75,9 +76,10 @@ class Timing:
 # ---------------------------------------------------------------- whom to log in as, and what they ask for
 
 
-def subjects(url: str) -> list[Subject]:
-    """The busiest village, township and county with a supervisor of that level, and a city supervisor;
-    each gets the benchmark's password."""
+def subjects(url: str, same_as: list[Subject] | None = None) -> list[Subject]:
+    """The busiest village, township and county with a supervisor of that level, and a city supervisor (or
+    the users of `same_as`: the same people on each warehouse of a run); each gets the benchmark's
+    password."""
     chosen = []
     with gateway.transaction(url) as conn:
         staff = conn.execute(select(supervisor.c.user_id, supervisor.c.role, supervisor.c.region_code)
@@ -90,7 +92,9 @@ def subjects(url: str) -> list[Subject]:
             counts: Counter[str] = Counter()
             for code, n in villages.items():
                 counts[(code or "")[:digits]] += n
+            wanted = {s.user_id for s in same_as or []}
             candidates = [(counts[s.region_code[:digits]], s.user_id, s) for s in staff if s.role == role]
+            candidates = [c for c in candidates if c[1] in wanted and c[0]] or candidates  # another city: its own
             if not candidates:
                 raise SystemExit(f"no {role} supervisor in supervisors.csv")
             n, _, s = max(candidates, key=lambda c: (c[0], c[1]))
@@ -223,11 +227,12 @@ def measure(base: str, s: Subject, n: int, whole: int) -> dict[str, Timing]:
     return out
 
 
-def run(url: str, n: int, whole: int) -> tuple[list[Subject], dict[tuple[str, str], Timing], float]:
+def run(url: str, n: int, whole: int, same_as: list[Subject] | None = None
+        ) -> tuple[list[Subject], dict[tuple[str, str], Timing], float]:
     started = time.monotonic()
     gateway.migrate(url)  # a pending migration (indexes) runs here, not in the server's first request
     print(f"  migrated in {time.monotonic() - started:.1f} s", flush=True)
-    users = subjects(url)
+    users = subjects(url, same_as)
     results: dict[tuple[str, str], Timing] = {}
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp, server(url, Path(tmp)) as (base, pid):
         for s in users:
@@ -271,7 +276,7 @@ def main() -> None:
             live = conn.execute(select(func.count()).where(alert.c.status != "withdrawn")).scalar() or 0
         label = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
         print(f"{label} {gateway.safe_url(url)}: {people:,} recipients, {live:,} alerts", flush=True)
-        runs.append((label, *run(url, args.requests, args.whole)))
+        runs.append((label, *run(url, args.requests, args.whole, runs[0][1] if runs else None)))
     print()
     print(f"{args.requests} sequential requests per user and page ({args.whole} for a whole city's exports); "
           f"ms from sending the request to the answer's last byte")
