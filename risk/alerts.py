@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
@@ -15,8 +14,11 @@ EXPORT_COLUMNS = ["alert_id", "rule", "person_id", "village_code", "severity", "
 
 
 def yuan(cents: int) -> str:
-    """Exact: integer fen to a two-place decimal string."""
-    return str((Decimal(int(cents)) / 100).quantize(Decimal("0.01")))
+    """Exact: integer fen to a two-place decimal string (`-0.05`, `0.00`, `1234.50`), in integers (an export
+    writes two a row)."""
+    fen = int(cents)
+    whole, part = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{part:02d}"
 
 
 def as_export(rows) -> list[dict]:

@@ -76,8 +76,15 @@ SCOPE_DIGITS = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor":
 
 def in_area(code_column: ColumnElement[str], u: User) -> ColumnElement[bool]:
     """`code_column` (a village code) lies in `u`'s area."""
-    digits = SCOPE_DIGITS[u.role]
-    return func.substr(code_column, 1, digits) == u.region_code[:digits]
+    return begins_with(code_column, u.region_code[:SCOPE_DIGITS[u.role]])
+
+
+def begins_with(code_column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    """The code begins with `prefix`, said as the range of codes that do (codes are digits, compared
+    character by character), which an index on the column finds at once: a village's, a township's or a
+    county's alerts are a few among the city's."""
+    following = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first code past those that begin with prefix
+    return and_(code_column >= prefix, code_column < following)
 
 
 def scope(u: User) -> ColumnElement[bool]:

@@ -264,7 +264,7 @@ alert = Table(
     Column("rule", String(40), nullable=False),
     Column("rule_version", Integer, nullable=False),
     Column("person_id", String(18), nullable=False, index=True),
-    Column("village_code", String(12), index=True),
+    Column("village_code", String(12)),
     Column("severity", String(8), nullable=False),
     Column("score", Float, nullable=False),
     Column("amount_at_risk_cents", BigInteger, nullable=False),
@@ -279,6 +279,9 @@ alert = Table(
     Column("level", String(10), nullable=False, server_default="village"),  # who must act: escalation moves it up
     Column("escalated_at", DateTime),  # the SLA clock restarts at each escalation
     UniqueConstraint("rule", "person_id"),
+    # an area's alerts with what the queue counts and the dashboard sums: those pages read the index alone
+    Index("ix_alert_area", "village_code", "status", "level", "snoozed_until", "first_seen", "amount_at_risk_cents",
+          "alert_id"),
     CheckConstraint("severity IN ('high', 'medium', 'low')", name="severity"),
     CheckConstraint("amount_at_risk_cents >= 0", name="amount_not_negative"),
 )

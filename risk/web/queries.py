@@ -100,7 +100,7 @@ class AlertFilter:
         if self.village:
             c.append(alert.c.village_code == self.village)
         if self.county:
-            c.append(func.substr(alert.c.village_code, 1, 6) == self.county)
+            c.append(workflow.begins_with(alert.c.village_code, self.county))
         if self.period_from:
             c.append(alert.c.first_seen >= f"{self.period_from}-01")
         if self.period_to:
@@ -136,13 +136,33 @@ def _is_amount(value: str) -> bool:
     return d >= 0 and d == d.quantize(Decimal("0.01")) and d < 10**12
 
 
+# what a row of the queue, the search and its exports shows (not the evidence: a case reads it alone)
+LISTED = ("alert_id", "rule", "person_id", "village_code", "severity", "status", "amount_at_risk_cents",
+          "first_seen", "level", "raised_at", "snoozed_until")
+
+
 def _alerts_in(u: User, f: AlertFilter, include_withdrawn: bool = False) -> Select:
-    village = region.alias("village")
+    """The alerts in the user's area that pass the filters, the columns a list shows."""
     live = [] if include_withdrawn else [alert.c.status != "withdrawn"]
-    return (select(alert, village.c.name.label("village_name"), recipient.c.name.label("person_name"))
-            .select_from(alert.outerjoin(village, village.c.code == alert.c.village_code)
-                         .outerjoin(recipient, recipient.c.person_id == alert.c.person_id))
-            .where(and_(workflow.scope(u), *live, *f.conditions())))
+    return select(*(alert.c[name] for name in LISTED)).where(and_(workflow.scope(u), *live, *f.conditions()))
+
+
+def _order(c: Any, sort: str) -> list[ColumnElement[Any]]:
+    """Largest amount first, or oldest first; `c` is the alert table's columns or a subquery's."""
+    if sort == "age":
+        return [c.raised_at.asc(), c.first_seen.asc(), c.alert_id]
+    return [c.amount_at_risk_cents.desc(), c.alert_id]
+
+
+def _named(q: Select, sort: str) -> Select:
+    """The alerts of `q` (already cut to what is shown) with their village's and person's names: joined
+    after the cut, so a page of a city's queue looks up 25 names, not every alert's."""
+    listed = q.subquery("listed")
+    village = region.alias("village")
+    return (select(listed, village.c.name.label("village_name"), recipient.c.name.label("person_name"))
+            .select_from(listed.outerjoin(village, village.c.code == listed.c.village_code)
+                         .outerjoin(recipient, recipient.c.person_id == listed.c.person_id))
+            .order_by(*_order(listed.c, sort)))
 
 
 def _snooze_hidden(today: date) -> ColumnElement[bool]:
@@ -166,16 +186,22 @@ def _page_of(conn: Connection, q: Select, wanted: int, size: int) -> tuple[int, 
 
 
 def _row(r, today: date, unmasked: bool = False) -> dict:
-    rule = BY_CODE.get(r.rule)
-    since = r.raised_at.date() if r.raised_at else date.fromisoformat(r.first_seen)
-    return {"alert_id": r.alert_id, "rule": r.rule,
-            "title_zh": rule.title_zh if rule else "行为异常", "title_en": rule.title_en if rule else "Unusual behaviour",
-            "person": r.person_id if unmasked else mask_id(r.person_id),
-            "name": (r.person_name or "") if unmasked else mask_name(r.person_name or ""),
-            "village_code": r.village_code or "", "village_name": r.village_name or "",
-            "severity": r.severity, "status": r.status, "amount": yuan(r.amount_at_risk_cents),
-            "amount_cents": r.amount_at_risk_cents, "first_seen": r.first_seen, "level": r.level,
-            "age_days": (today - since).days, "snoozed_until": r.snoozed_until}
+    """A listed alert as a page or an export shows it; `r` has `_named`'s columns (LISTED, then the village's
+    and the person's names), read by position: an export turns a city's alerts into rows."""
+    (alert_id, rule, person_id, village_code, severity, status, cents, first_seen, level, raised_at,
+     snoozed_until, village_name, person_name) = r[:len(LISTED) + 2]
+    title_zh, title_en = _TITLES.get(rule, ("行为异常", "Unusual behaviour"))
+    since = raised_at.date() if raised_at else date.fromisoformat(first_seen)
+    return {"alert_id": alert_id, "rule": rule, "title_zh": title_zh, "title_en": title_en,
+            "person": person_id if unmasked else mask_id(person_id),
+            "name": (person_name or "") if unmasked else mask_name(person_name or ""),
+            "village_code": village_code or "", "village_name": village_name or "",
+            "severity": severity, "status": status, "amount": yuan(cents), "amount_cents": cents,
+            "first_seen": first_seen, "level": level, "age_days": (today - since).days,
+            "snoozed_until": snoozed_until}
+
+
+_TITLES = {code: (rule.title_zh, rule.title_en) for code, rule in BY_CODE.items()}
 
 
 def queue(conn: Connection, u: User, f: AlertFilter, today: date | None = None, size: int = PAGE_SIZE,
@@ -184,10 +210,8 @@ def queue(conn: Connection, u: User, f: AlertFilter, today: date | None = None, 
     q = _alerts_in(u, f)
     if not include_snoozed:
         q = q.where(_snooze_hidden(today))
-    order = ([alert.c.raised_at.asc(), alert.c.first_seen.asc()] if f.sort == "age"
-             else [alert.c.amount_at_risk_cents.desc()])
-    total, page, pages, q = _page_of(conn, q.order_by(*order, alert.c.alert_id), f.page, size)
-    return Page([_row(r, today) for r in conn.execute(q)], total, page, pages)
+    total, page, pages, q = _page_of(conn, q.order_by(*_order(alert.c, f.sort)), f.page, size)
+    return Page([_row(r, today) for r in conn.execute(_named(q, f.sort))], total, page, pages)
 
 
 def villages(conn: Connection, u: User) -> list[tuple[str, str]]:
@@ -206,15 +230,13 @@ def search_rows(conn: Connection, u: User, f: AlertFilter, limit: int | None = N
     """The city-wide search (auditors and city staff: their scope is the city), for the page and exports;
     identity masked."""
     today = date.today()
-    recovered = (select(recovery.c.alert_id, func.sum(recovery.c.amount_cents).label("recovered_cents"))
-                 .group_by(recovery.c.alert_id).subquery())
-    q = _alerts_in(u, f).add_columns(recovered.c.recovered_cents).outerjoin_from(
-        alert, recovered, recovered.c.alert_id == alert.c.alert_id)
-    q = q.order_by(alert.c.amount_at_risk_cents.desc(), alert.c.alert_id)
-    if limit:
-        q = q.limit(limit)
+    q = _alerts_in(u, f)
+    shown = q.order_by(*_order(alert.c, "amount")).limit(limit) if limit else q
+    named = _named(shown, "amount").order_by(None).subquery("named")
+    recovered = (select(func.sum(recovery.c.amount_cents)).where(recovery.c.alert_id == named.c.alert_id)
+                 .scalar_subquery())  # looked up per alert shown (ix_recovery_alert_id)
     out = []
-    for r in conn.execute(q):
+    for r in conn.execute(select(named, recovered.label("recovered_cents")).order_by(*_order(named.c, "amount"))).all():
         row = _row(r, today)
         row["recovered"] = yuan(r.recovered_cents or 0)
         out.append(row)
@@ -238,7 +260,8 @@ def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False) -> di
     a = workflow.visible(conn, u, alert_id)
     if unmasked:
         workflow.log_event(conn, a.alert_id, u.user_id, "view_unmasked", a.status, a.status)
-    r = conn.execute(_alerts_in(u, AlertFilter(), include_withdrawn=True).where(alert.c.alert_id == alert_id)).first()
+    r = conn.execute(_named(_alerts_in(u, AlertFilter(), include_withdrawn=True).where(alert.c.alert_id == alert_id),
+                            "amount")).first()
     today = date.today()
     row = _row(r, today, unmasked=unmasked)
     rule = BY_CODE.get(a.rule)

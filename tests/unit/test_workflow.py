@@ -224,3 +224,22 @@ def test_a_dismissed_alert_stays_dismissed_until_new_facts_reopen_it(tmp_path):
         reopen = [e for e in workflow.history(conn, a.alert_id) if e["action"] == "reopen"]
     assert status == "new"
     assert len(reopen) == 1 and "PAY-APR" in reopen[0]["details"]
+
+
+def test_an_area_is_every_code_that_begins_with_its_digits_and_no_other():
+    """The area is found through the village-code index as a range: codes at its edges fall on the right side."""
+    from sqlalchemy import Column, MetaData, String, Table, create_engine
+
+    codes = ["431102209998", "431102209999", "43110221000", "431102210000", "431102200000", "4311022099",
+             "431102209", "431102208999", "431199999999", "431200000000", "431100000000", "431099999999"]
+    places = Table("places", MetaData(), Column("code", String))
+    engine = create_engine("sqlite://")
+    with engine.begin() as conn:
+        places.create(conn)
+        conn.execute(places.insert(), [{"code": c} for c in codes])
+        for role, region in (("township", "431102209000"), ("village", "431102209999"), ("county", "431199000000"),
+                             ("city", "431100000000"), ("county", "431102000000")):
+            u = workflow.User("u", "u", role, region)
+            found = set(conn.execute(select(places.c.code).where(workflow.in_area(places.c.code, u))).scalars())
+            digits = workflow.SCOPE_DIGITS[role]
+            assert found == {c for c in codes if c.startswith(region[:digits])}, (role, region)

@@ -1,0 +1,40 @@
+"""The Excel export's workbook, as a spreadsheet program reads it (openpyxl here)."""
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+from risk.web import xlsx
+
+
+def test_a_workbook_opens_with_its_header_frozen_text_intact_and_amounts_as_numbers():
+    header = ["预警编号 alert_id", "姓名（脱敏）name (masked)", "村 village", "涉及金额 amount_at_risk", "备注 note"]
+    rows = [["a-1", "张*", "<东&西> \"村\"", xlsx.Number("1234.50"), "ok"],
+            ["a-2", "李*", None, Decimal("0.05"), "tab\there, bell\x07 gone"],
+            ["a-3", "", "  spaced  ", 7, "=1+1"]]
+    wb = load_workbook(io.BytesIO(xlsx.workbook("预警 alerts", header, rows)))
+    ws = wb.active
+    assert ws.title == "预警 alerts" and ws.freeze_panes == "A2"
+    got = list(ws.values)
+    assert list(got[0]) == header
+    assert got[1] == ("a-1", "张*", "<东&西> \"村\"", 1234.5, "ok")
+    assert got[2] == ("a-2", "李*", None, 0.05, "tab\there, bell gone")  # an empty cell keeps the next in place
+    assert got[3] == ("a-3", None, "  spaced  ", 7, "=1+1")  # text that looks like a formula stays text
+    assert sum(r[3] for r in got[1:]) == pytest.approx(1241.55)
+
+
+def test_columns_past_z_and_many_rows():
+    header = [f"c{i}" for i in range(30)]
+    rows = [[n * 100 + i for i in range(30)] for n in range(5000)]
+    ws = load_workbook(io.BytesIO(xlsx.workbook("s", header, rows)), read_only=True).active
+    got = list(ws.values)
+    assert len(got) == 5001 and got[-1] == tuple(4999 * 100 + i for i in range(30))
+    assert xlsx.column_letters(28)[-3:] == ["Z", "AA", "AB"]
+
+
+def test_a_sheet_name_excel_refuses_is_refused():
+    with pytest.raises(ValueError):
+        xlsx.workbook("a/b", ["x"], [])
