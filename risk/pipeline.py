@@ -22,6 +22,7 @@ from risk.errors import InputError
 from risk.ingest import quality
 from risk.ingest.delivery import BULK_SOURCES, load_days, pending_days
 from risk.ingest.delivery import load_day as load_day  # the DAG and the tests load single days
+from risk.scope import NO_COUNTY
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,12 @@ def prepare(settings: Settings) -> None:
         log.warning("indexes missing (a load stopped before it built them again) were built: %s", ", ".join(built))
 
 
-def detection_parts(settings: Settings) -> list[str]:
-    """The parts (counties, and people who are not recipients) that detection and scoring can split into.
-    Called once a night before the parts run, it also does the night's city-wide step: it turns what the
-    loads touched into people per rule (risk.scope.translate), and deletes what every part has seen."""
+def detection_parts(settings: Settings, groups: int | None = None) -> list[list[str]]:
+    """The parts that detection and scoring split into: the counties (and NO_COUNTY, the people who are
+    not recipients) in at most `groups` groups (else settings.parts) of about as many recipients each (see
+    risk.scope.groups). Called once a night before the parts run, it also does the night's city-wide
+    step: it turns what the loads touched into people per rule (risk.scope.translate), and deletes what
+    every part has seen."""
     from risk import detect as detection
     from risk import scope, touched
     from risk.rules import RULES
@@ -50,12 +53,12 @@ def detection_parts(settings: Settings) -> list[str]:
         found = detection.parts(conn)
         scope.translate(conn, RULES)
         touched.forget_seen(conn, found)
-        return found
+        return [list(part) for part in scope.groups(conn, groups or settings.parts)]
 
 
-def detect(settings: Settings, as_of: str | None = None, county: str | None = None) -> dict:
-    """Run the rules over the warehouse (or over one part of it, `county`: see `detection_parts`) and
-    upsert alerts; return counts per rule (JSON-able).
+def detect(settings: Settings, as_of: str | None = None, part: list[str] | None = None) -> dict:
+    """Run the rules over the warehouse (or over one part of it, a list of counties: see
+    `detection_parts`) and upsert alerts; return counts per rule (JSON-able).
 
     `as_of` bounds nothing in the facts (the warehouse holds what was loaded); it names the delivery day
     new alerts are first seen on: the newest loaded day up to `as_of`.
@@ -65,11 +68,11 @@ def detect(settings: Settings, as_of: str | None = None, county: str | None = No
     with gateway.transaction(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
-            return {"rules": {}, "alerts": 0, "raised": 0, "amount_at_risk": "0.00", "county": county}
-        outcomes = detection.detect(conn, day, county=county)
+            return {"rules": {}, "alerts": 0, "raised": 0, "amount_at_risk": "0.00", "part": part}
+        outcomes = detection.detect(conn, day, part=part)
     return {
         "as_of": day,
-        "county": county,
+        "part": part,
         "rules": {o.rule: {"alerts": o.alerts, "raised": o.raised, "extended": o.extended, "withdrawn": o.withdrawn,
                            "amount_at_risk": f"{o.amount_cents / 100:.2f}", "seconds": round(o.seconds, 2),
                            "people": "all" if o.people < 0 else o.people,
@@ -151,22 +154,25 @@ def _registered(conn: Connection, plan: dict):
     return registered
 
 
-def score_county(settings: Settings, plan: dict, county: str | None = None,
-                 features: pd.DataFrame | None = None) -> int:
-    """Score one county's recipients (None: everyone) with the plan's model; returns how many. The features
-    (computed here unless given) are read without the write lock; writing the scores takes it."""
+def score_counties(settings: Settings, plan: dict, counties: list[str] | None = None,
+                   features: pd.DataFrame | None = None) -> int:
+    """Score the recipients of a part's counties (None: everyone) with the plan's model, loaded once for
+    them all; returns how many. The features (computed here unless given) are read without the write
+    lock; writing the scores takes it. NO_COUNTY (people who are not recipients) has no one to score."""
     from risk.scoring import nightly
     from risk.scoring.features import compute_features
 
-    if not plan.get("model_version") or county == "-":  # "-": people who are not recipients are not scored
+    if counties is not None:
+        counties = [c for c in counties if c != NO_COUNTY]
+    if not plan.get("model_version") or counties == []:
         return 0
     as_of = date.fromisoformat(plan["as_of"])
     if features is None:
         with gateway.reading(settings.database_url) as conn:
-            features = compute_features(conn, as_of, settings.window_days, county=county)
+            features = compute_features(conn, as_of, settings.window_days, counties=counties)
     with gateway.transaction(settings.database_url) as conn:
-        return nightly.score_county(conn, settings, _registered(conn, plan), as_of, county, plan["k"],
-                                    settings.window_days, features=features)
+        return nightly.score_counties(conn, settings, _registered(conn, plan), as_of, counties, plan["k"],
+                                      settings.window_days, features=features)
 
 
 def finish_scoring(settings: Settings, plan: dict) -> dict:
@@ -192,7 +198,7 @@ def score(settings: Settings, as_of: str | None = None) -> dict:
         day = _newest_day(conn, as_of)
         features = compute_features(conn, date.fromisoformat(day), settings.window_days) if day else None
     plan = start_scoring(settings, as_of, features=features)
-    score_county(settings, plan, None, features=features)
+    score_counties(settings, plan, None, features=features)
     return finish_scoring(settings, plan)
 
 

@@ -25,6 +25,7 @@ from risk.orchestration import (
     DAG_ID,
     DAGS_FOLDER,
     DagRunFailed,
+    RunConfigError,
     child_env,
     describe_dags,
     resolve_run,
@@ -64,7 +65,7 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert nightly["timezone"] == "Asia/Shanghai"
     assert nightly["catchup"] is False
     assert nightly["max_active_runs"] == 1
-    assert {"landing", "db", "until"} <= set(nightly["params"])
+    assert {"landing", "db", "until", "parts"} <= set(nightly["params"])
     tasks = nightly["tasks"]
     assert set(tasks) == {"migrate", "find_pending_days", "load_day", "find_parts", "detect", "start_scoring",
                           "score", "finish_scoring", "quality_report", "send_digests"}
@@ -75,7 +76,7 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert tasks["load_day"]["mapped"] and tasks["load_day"]["max_active_tis_per_dagrun"] == 1
     assert tasks["find_pending_days"]["upstream"] == ["migrate"]
     assert tasks["load_day"]["upstream"] == ["find_pending_days"]
-    # detection and scoring run one county per mapped task (scale-out), then the city-wide step
+    # detection and scoring run one group of counties per mapped task (scale-out), then the city-wide step
     assert tasks["find_parts"]["upstream"] == ["load_day"]
     assert tasks["detect"]["mapped"] and tasks["detect"]["upstream"] == ["find_parts"]
     assert tasks["start_scoring"]["upstream"] == ["detect"]
@@ -154,6 +155,10 @@ def test_run_settings_come_from_conf_then_environment(tmp_path: Path) -> None:
     assert (run.landing, run.settings.database_url, run.until) == (tmp_path, "sqlite:///x.db", "2025-04-10")
     # the scheduled run at 02:00 Asia/Shanghai on 2025-05-02 is 18:00 UTC on 2025-05-01
     assert resolve_run({}, datetime(2025, 5, 1, 18, 0, tzinfo=UTC), env=env).until == "2025-05-02"
+    # how many parts detection and scoring split into: the conf's, else RISK_PARTS (default 2)
+    assert from_env.settings.parts == 2 and resolve_run({"parts": 3}, None, env=env).settings.parts == 3
+    with pytest.raises(RunConfigError, match="RISK_PARTS"):
+        resolve_run({"parts": 0}, None, env=env)
 
 
 # -- (c) a dag.test() run loads what `risk run` loads -----------------------------------------------
