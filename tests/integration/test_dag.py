@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from warehouses import BOOKKEEPING
+from warehouses import warehouse_rows
 
 from risk.orchestration import (
     DAG_ID,
@@ -272,26 +271,6 @@ def test_escalation_dag_moves_late_alerts_up_and_tells_the_next_level(
     assert result["returned"]["escalate"]["escalated"] == len(logged)
     told = {p.stem for p in outbox.glob("*.txt")}
     assert told & townships, "no township supervisor was told about the escalated alerts"
-
-
-def warehouse_rows(url: str) -> dict[str, list[tuple]]:
-    """Every table's rows (sorted), without bookkeeping columns."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        inspector = sa.inspect(engine)
-        tables: dict[str, list[tuple]] = {}
-        with engine.connect() as conn:
-            for name in inspector.get_table_names():
-                columns = [
-                    c["name"] for c in inspector.get_columns(name) if not BOOKKEEPING.search(c["name"])
-                ]
-                query: Any = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(name))
-                tables[name] = sorted((tuple(row) for row in conn.execute(query)), key=repr)
-        return tables
-    finally:
-        engine.dispose()
 
 
 # -- (d) operators are told about failures ----------------------------------------------------------
