@@ -137,15 +137,18 @@ def fund_risk_nightly():
 
     @task
     def start_scoring() -> dict:
-        """The night's model (trained first if none is registered) and how many anomaly alerts to raise."""
+        """The night's model (trained first if none is registered), how many anomaly alerts to raise, and
+        the city's behaviour features, computed once and shared with the scoring parts (a file in the var
+        folder the workers share, named in the plan with its sha256)."""
         from risk import pipeline
 
         run = _run()
-        return pipeline.start_scoring(run.settings, as_of=run.until)
+        return pipeline.start_scoring(run.settings, as_of=run.until, for_parts=True)
 
     @task(map_index_template="{{ task.op_kwargs['part'] | join(' ') }}")
     def score(plan: dict, part: list[str]) -> int:
-        """Everyone's recent behaviour in a group of counties through the night's model (loaded once)."""
+        """Everyone's recent behaviour in a group of counties through the night's model (loaded once), from
+        the features start_scoring shared."""
         from risk import pipeline
 
         return pipeline.score_counties(_run().settings, plan, part)

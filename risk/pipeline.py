@@ -110,22 +110,28 @@ def train_model(settings: Settings, as_of: str | None = None) -> dict:
             "features": r.features, "sha256": r.sha256}
 
 
-def start_scoring(settings: Settings, as_of: str | None = None, features: pd.DataFrame | None = None) -> dict:
+def start_scoring(settings: Settings, as_of: str | None = None, features: pd.DataFrame | None = None,
+                  for_parts: bool = False) -> dict:
     """Tonight's scoring plan: the current model (a first one is trained when none is registered, on
     `features` when given: the whole city's of tonight), the day, and K, the number of anomaly alerts (the
     top share of the city's recipients). Clears what an earlier, unfinished night left in `score_part`.
-    {"scored": 0, ...} when there is nothing to score."""
+    `for_parts`: the night is scored in parts (the DAG): the city's features are computed here, once, and
+    shared with them (risk.scoring.night_features; the plan names the file). {"scored": 0, ...} when there
+    is nothing to score."""
     from risk.db.tables import recipient, score_part
-    from risk.scoring import nightly, registry
-    from risk.scoring.features import compute_features
+    from risk.scoring import night_features, nightly, registry
+    from risk.scoring.features import compute_features, home_counties
 
+    homes = None
     with gateway.reading(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
             return {"scored": 0}
         registered = registry.current(conn)
-        if registered is None and features is None:
+        if (registered is None or for_parts) and features is None:
             features = compute_features(conn, date.fromisoformat(day), settings.window_days)
+        if for_parts:
+            homes = home_counties(conn)
     trained = registered is None
     if registered is None:
         log.info("no behaviour model registered yet: training the first one")
@@ -141,8 +147,12 @@ def start_scoring(settings: Settings, as_of: str | None = None, features: pd.Dat
     with gateway.transaction(settings.database_url) as conn:
         conn.execute(delete(score_part))
         people = conn.execute(select(func.count()).select_from(recipient)).scalar() or 0
-    return {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
+    plan = {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
             "k": nightly.candidates_per_part(people, settings.anomaly_budget)}
+    if for_parts:
+        assert features is not None and homes is not None
+        plan["features"] = night_features.share(settings, features, homes, date.fromisoformat(day))
+    return plan
 
 
 def _registered(conn: Connection, plan: dict):
@@ -157,9 +167,10 @@ def _registered(conn: Connection, plan: dict):
 def score_counties(settings: Settings, plan: dict, counties: list[str] | None = None,
                    features: pd.DataFrame | None = None) -> int:
     """Score the recipients of a part's counties (None: everyone) with the plan's model, loaded once for
-    them all; returns how many. The features (computed here unless given) are read without the write
-    lock; writing the scores takes it. NO_COUNTY (people who are not recipients) has no one to score."""
-    from risk.scoring import nightly
+    them all; returns how many. The features: given, else the rows of the city's that the plan shares
+    (see start_scoring), else computed here, read without the write lock; writing the scores takes it.
+    NO_COUNTY (people who are not recipients) has no one to score."""
+    from risk.scoring import night_features, nightly
     from risk.scoring.features import compute_features
 
     if counties is not None:
@@ -167,6 +178,8 @@ def score_counties(settings: Settings, plan: dict, counties: list[str] | None = 
     if not plan.get("model_version") or counties == []:
         return 0
     as_of = date.fromisoformat(plan["as_of"])
+    if features is None and plan.get("features"):
+        features = night_features.read(settings, plan["features"], counties)
     if features is None:
         with gateway.reading(settings.database_url) as conn:
             features = compute_features(conn, as_of, settings.window_days, counties=counties)
@@ -176,14 +189,17 @@ def score_counties(settings: Settings, plan: dict, counties: list[str] | None = 
 
 
 def finish_scoring(settings: Settings, plan: dict) -> dict:
-    """Rank the night's scores city-wide, record their distribution and drift, raise the anomaly alerts."""
-    from risk.scoring import nightly
+    """Rank the night's scores city-wide, record their distribution and drift, raise the anomaly alerts;
+    then the features the plan shared with the parts are deleted."""
+    from risk.scoring import night_features, nightly
 
     if not plan.get("model_version"):
         return plan
     with gateway.transaction(settings.database_url) as conn:
         result = nightly.finish(conn, _registered(conn, plan), date.fromisoformat(plan["as_of"]),
                                 settings.anomaly_budget)
+    if plan.get("features"):
+        night_features.forget(settings)
     return {**result, "trained_first_model": plan["trained_first_model"]}
 
 

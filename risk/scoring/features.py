@@ -114,6 +114,12 @@ def part_members(counties: Sequence[str] | None):
     return lambda column: column.in_(members)
 
 
+def home_counties(conn: Connection) -> pd.Series:
+    """Every recipient's county (index person_id): the part their features belong to."""
+    r = recipient.c
+    return frame(conn, select(r.person_id, func.substr(r.village_code, 1, COUNTY_DIGITS).label("county")))["county"]
+
+
 def _recipients(conn: Connection, counties: Sequence[str] | None = None) -> pd.DataFrame:
     r = recipient.c
     people = frame(conn, select(r.person_id, as_text(r.birth_date).label("birth_date")).where(_in_county(counties)),

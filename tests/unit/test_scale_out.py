@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import database, diff_snapshots, snapshot
 from sqlalchemy import func, select
@@ -41,10 +42,12 @@ def night(settings: Settings, landing: Path, until: str, parts: int | None) -> l
     found = pipeline.detection_parts(settings, groups=parts)
     for part in reversed(found):  # any order: the parts do not depend on each other
         pipeline.detect(settings, until, part=part)
-    plan = pipeline.start_scoring(settings, until)
+    plan = pipeline.start_scoring(settings, until, for_parts=True)  # the city's features, shared with the parts
+    assert (settings.var_dir / "scoring" / plan["features"]["file"]).is_file()
     for part in found:
         pipeline.score_counties(settings, plan, part)
     pipeline.finish_scoring(settings, plan)
+    assert not list((settings.var_dir / "scoring").iterdir()), "the night's features are deleted once it is scored"
     return found
 
 
@@ -86,11 +89,41 @@ def _accounts_shared_across_parts(url: str, parts: list[list[str]]) -> list[str]
     return [account for account, found in spread.items() if len(found) > 1]
 
 
-def test_groups_hold_every_county_once_with_about_as_many_recipients(city: Path, tmp_path: Path) -> None:
+def loaded(city: Path, tmp_path: Path) -> Settings:
+    """A SQLite warehouse holding the city's days up to the first night."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}", var_dir=tmp_path / "var")
     pipeline.prepare(settings)
     for day in pipeline.pending_days(settings, city, until=NIGHTS[0]):
         pipeline.load_day(settings, city, day)
+    return settings
+
+
+@pytest.mark.slow
+def test_the_parts_score_the_features_computed_once_for_the_city(city: Path, tmp_path: Path) -> None:
+    """start_scoring computes the city's features once for a night in parts; each part reads its
+    counties' rows, equal to what it would compute itself; a file that changed is refused."""
+    from datetime import date
+
+    from risk.errors import InputError
+    from risk.scoring import night_features
+    from risk.scoring.features import compute_features
+
+    settings = loaded(city, tmp_path)
+    plan = pipeline.start_scoring(settings, NIGHTS[0], for_parts=True)
+    shared = plan["features"]
+    part = [c for c in pipeline.detection_parts(settings)[0] if c != NO_COUNTY]
+    with gateway.reading(settings.database_url) as conn:
+        own = compute_features(conn, date.fromisoformat(plan["as_of"]), settings.window_days, counties=part)
+    assert 0 < len(own) < shared["rows"]
+    pd.testing.assert_frame_equal(night_features.read(settings, shared, part), own, check_exact=True)
+    path = settings.var_dir / "scoring" / shared["file"]
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(InputError, match="features file"):
+        pipeline.score_counties(settings, plan, part)
+
+
+def test_groups_hold_every_county_once_with_about_as_many_recipients(city: Path, tmp_path: Path) -> None:
+    settings = loaded(city, tmp_path)
     with gateway.transaction(settings.database_url) as conn:
         county = func.substr(recipient.c.village_code, 1, 6)
         sizes = Counter(dict(conn.execute(select(county, func.count()).group_by(county)).all()))
