@@ -45,15 +45,14 @@ def detection_parts(settings: Settings, groups: int | None = None) -> list[list[
     risk.scope.groups). Called once a night before the parts run, it also does the night's city-wide
     step: it turns what the loads touched into people per rule (risk.scope.translate), and deletes what
     every part has seen."""
-    from risk import detect as detection
     from risk import scope, touched
     from risk.rules import RULES
 
     with gateway.transaction(settings.database_url) as conn:
-        found = detection.parts(conn)
+        found = scope.groups(conn, groups or settings.parts)
         scope.translate(conn, RULES)
-        touched.forget_seen(conn, found)
-        return [list(part) for part in scope.groups(conn, groups or settings.parts)]
+        touched.forget_seen(conn, [county for part in found for county in part])
+        return [list(part) for part in found]
 
 
 def detect(settings: Settings, as_of: str | None = None, part: list[str] | None = None) -> dict:
