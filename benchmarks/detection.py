@@ -1,7 +1,7 @@
 """Benchmark: detection on a loaded warehouse, per rule (a benchmark, not a test).
 
-    .venv/bin/python -m benchmarks.detection --db URL [--landing DIR] [--repeat 2] [--parts]
-    .venv/bin/python -m benchmarks.detection --db URL --night 2026-01-01 --landing DIR [--parts]
+    .venv/bin/python -m benchmarks.detection --db URL [--landing DIR] [--repeat 2] [--parts [N]]
+    .venv/bin/python -m benchmarks.detection --db URL --night 2026-01-01 --landing DIR [--parts [N]]
 
 Whole (the default): every rule over the whole city, as a first detection does (the warehouse's marks are
 set aside), timed per rule; beside it DuckDB (one thread) applying the same rules to the same landing files
@@ -10,7 +10,8 @@ set aside), timed per rule; beside it DuckDB (one thread) applying the same rule
 had a detection, and times the next detection: the night's.
 --parts: then the same detection split by county, the parts one after another as one worker would run
 them, beginning with the city-wide step the DAG's find_parts task does: their sum against the whole (the
-work all workers do together), and the largest part.
+work all workers do together), and the largest part. --parts N: the counties in N groups, as the DAG
+splits them (RISK_PARTS).
 
 Every measurement runs in a transaction that is rolled back, so it can be repeated on the same warehouse.
 Peak memory is this process's maximum resident set size and, on PostgreSQL, that of the server process
@@ -20,17 +21,20 @@ that is all the work; on PostgreSQL the server's work is not in it).
 from __future__ import annotations
 
 import argparse
+import inspect
 import resource
 import threading
 import time
 from pathlib import Path
 
 import psutil
-from sqlalchemy import Connection, inspect, select, text
+from sqlalchemy import Connection, select, text
+from sqlalchemy import inspect as inspect_db
 
 from risk import pipeline
 from risk.db import gateway
 from risk.db.tables import delivery
+from risk.ingest import delivery as deliveries
 from risk.settings import Settings
 
 
@@ -40,7 +44,7 @@ def peak_mib() -> float:
 
 def forget_marks(conn: Connection) -> None:
     """As on a warehouse that never had a detection (the alerts stay: a whole run decides them again)."""
-    if "detection_mark" in inspect(conn).get_table_names():
+    if "detection_mark" in inspect_db(conn).get_table_names():
         conn.execute(text("DELETE FROM detection_mark"))
 
 
@@ -86,7 +90,7 @@ def show(label: str, seconds: float, cpu: float, outcomes) -> None:
         print(f"    {o.rule:22} {o.seconds:7.2f} s  {o.alerts:6,} alerts  ({scope})")
 
 
-def whole(url: str, as_of: str, first: bool, label: str) -> None:
+def whole(url: str, as_of: str, first: bool, label: str) -> float:
     from risk import detect
 
     with gateway.engine_for(url).connect() as conn, conn.begin() as tx:
@@ -95,15 +99,18 @@ def whole(url: str, as_of: str, first: bool, label: str) -> None:
         seconds, cpu, outcomes = timed(lambda: detect.detect(conn, as_of), conn)
         show(label, seconds, cpu, outcomes)
         tx.rollback()
+    return seconds
 
 
-def split(url: str, as_of: str, first: bool) -> None:
+def split(url: str, as_of: str, first: bool, groups: int | None = None) -> float:
+    """Detection in parts (one per county; with `groups`, the counties in that many groups), one after
+    another; prints and returns their sum (find_parts included)."""
     from risk import detect
 
     with gateway.engine_for(url).connect() as conn, conn.begin() as tx:
         if first:
             forget_marks(conn)
-        counties = detect.parts(conn)
+        counties = detect.parts(conn) if groups is None else _groups(conn, groups)
 
         def find_parts() -> None:  # what pipeline.detection_parts does (nothing before incremental detection)
             try:
@@ -116,8 +123,8 @@ def split(url: str, as_of: str, first: bool) -> None:
 
         seconds, cpu, _ = timed(find_parts, conn)
         times, cpus, per_rule = [seconds], [cpu], {}
-        for county in counties:
-            seconds, cpu, outcomes = timed(lambda c=county: detect.detect(conn, as_of, county=c), conn)
+        for part in counties:
+            seconds, cpu, outcomes = timed(lambda p=part: _detect_part(detect, conn, as_of, p), conn)
             times.append(seconds)
             cpus.append(cpu)
             for o in outcomes:
@@ -127,6 +134,21 @@ def split(url: str, as_of: str, first: bool) -> None:
           f"find_parts {times[0]:.1f} s, largest part {max(times[1:]):.1f} s, {memory()}")
     for rule, s in per_rule.items():
         print(f"    {rule:22} {s:7.2f} s (sum over the parts)")
+    return sum(times)
+
+
+def _groups(conn: Connection, n: int) -> list:
+    from risk import scope
+
+    return scope.groups(conn, n)
+
+
+def _detect_part(detect, conn: Connection, as_of: str, part):
+    """One part's detection: a county, or a group of counties (on code from before parts were groups, a
+    county alone)."""
+    if "part" not in inspect.signature(detect.detect).parameters:
+        return detect.detect(conn, as_of, county=part)
+    return detect.detect(conn, as_of, part=[part] if isinstance(part, str) else part)
 
 
 def main() -> None:
@@ -135,13 +157,14 @@ def main() -> None:
     ap.add_argument("--landing", type=Path, help="the city's landing folder (for DuckDB, and for --night)")
     ap.add_argument("--night", help="load this delivery day, then time the night's detection")
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--parts", action="store_true", help="also time the detection split by county")
+    ap.add_argument("--parts", nargs="?", type=int, const=0, default=None, metavar="N",
+                    help="also time the detection split by county (N: in N groups of counties)")
     args = ap.parse_args()
     settings = Settings(database_url=args.db, var_dir=Path("var/bench/detection"))
     if args.night:
         if not args.landing:
             ap.error("--night needs --landing")
-        if args.night not in pipeline.loaded_days(settings):
+        if args.night not in deliveries.loaded_days(settings):
             seconds, _, _ = timed(lambda: pipeline.load_day(settings, args.landing, args.night))
             print(f"loaded {args.night} in {seconds:.1f} s")
     with gateway.transaction(args.db) as conn:
@@ -150,9 +173,10 @@ def main() -> None:
     kind = f"the night of {args.night}" if args.night else "whole, as a first detection"
     print(f"{gateway.safe_url(args.db)}: {people:,} recipients, detection as of {as_of} ({kind})")
     for n in range(args.repeat):
-        whole(args.db, as_of, first=not args.night, label=f"run {n + 1}")
-    if args.parts:
-        split(args.db, as_of, first=not args.night)
+        seconds = whole(args.db, as_of, first=not args.night, label=f"run {n + 1}")
+        if args.parts is not None:
+            parts = split(args.db, as_of, first=not args.night, groups=args.parts or None)
+            print(f"  parts / whole: {parts / seconds:.2f}")
     if args.landing and not args.night:
         from benchmarks import yardstick
 

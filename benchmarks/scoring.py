@@ -11,7 +11,7 @@ shared machine. The stages, on the window ending at the newest delivery day:
   training     registry.train: features, the group forests fitted, the skops file written, registered
   baseline     imports and that model file loaded (sha256 check, skops): what every stage carries
   features     compute_features for the whole city
-  scoring      nightly.score_county for the whole city: model, features, scores, everyone's top features,
+  scoring      nightly.score_counties for the whole city: model, features, scores, everyone's top features,
                the K candidates' explanations, written to score_part
   explanation  inside that: everyone's top reasons and their JSON, the K candidates' Reasons (timed alone,
                after the features and scores the stage computes first)
@@ -157,7 +157,7 @@ def child(a: argparse.Namespace) -> int:
             compute_features(conn, as_of, window)
     elif a.stage == "scoring":
         with gateway.transaction(state["db"]) as conn:
-            nightly.score_county(conn, settings, registered, as_of, None, k, window)
+            nightly.score_counties(conn, settings, registered, as_of, None, k, window)
     elif a.stage == "explanation":
         inner = explanation(settings, registered, as_of, window, k)
     elif a.stage == "finish":

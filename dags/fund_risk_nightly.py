@@ -3,9 +3,9 @@ and send each supervisor the digest of what is new in their area.
 
 Declarations only: each task calls one `risk.pipeline` function, the same ones `risk run` calls.
 Tasks hand each other keys (delivery days); the landing folder, warehouse and `until` day come from
-the run's conf (`{"landing": DIR, "db": URL, "until": "YYYY-MM-DD", "var_dir": DIR, "outbox": DIR}`),
-else from RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR / RISK_OUTBOX, and `until` else from the logical date's day in
-Asia/Shanghai (a run triggered without a logical date and without `until` loads every day).
+the run's conf (`{"landing": DIR, "db": URL, "until": "YYYY-MM-DD", "var_dir": DIR, "outbox": DIR, "parts": N}`),
+else from RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR / RISK_OUTBOX / RISK_PARTS, and `until` else from the logical
+date's day in Asia/Shanghai (a run triggered without a logical date and without `until` loads every day).
 
 Parsing this file imports nothing heavy and opens no database: `risk.pipeline` is imported inside
 the tasks.
@@ -71,6 +71,12 @@ def _run() -> RunConfig:
             type=_OPTIONAL_TEXT,
             description="write the digests to files here instead of sending them (default: RISK_OUTBOX)",
         ),
+        "parts": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="detection and scoring split into at most this many mapped tasks (default: RISK_PARTS, 2)",
+        ),
     },
     tags=["fund-risk"],
 )
@@ -113,34 +119,39 @@ def fund_risk_nightly():
         ]
 
     @task(trigger_rule="none_failed")  # also when no day was pending (load_day then is skipped)
-    def find_parts() -> list[str]:
-        """The counties (and the people who are not recipients): detection and scoring run one part per
-        mapped task, so that several workers share the night; the parts together equal one whole run."""
+    def find_parts() -> list[list[str]]:
+        """The counties (and "-", the people who are not recipients) in a few groups of about as many
+        recipients each (conf `parts`, else RISK_PARTS, default 2): detection and scoring run one group per
+        mapped task, so that several workers share the night and each loads the model once; the parts
+        together equal one whole run."""
         from risk import pipeline
 
         return pipeline.detection_parts(_run().settings)
 
-    @task(map_index_template="{{ task.op_kwargs['county'] }}")
-    def detect(county: str) -> dict:
+    @task(map_index_template="{{ task.op_kwargs['part'] | join(' ') }}")
+    def detect(part: list[str]) -> dict:
         from risk import pipeline
 
         run = _run()
-        return pipeline.detect(run.settings, as_of=run.until, county=county)
+        return pipeline.detect(run.settings, as_of=run.until, part=part)
 
     @task
     def start_scoring() -> dict:
-        """The night's model (trained first if none is registered) and how many anomaly alerts to raise."""
+        """The night's model (trained first if none is registered), how many anomaly alerts to raise, and
+        the city's behaviour features, computed once and shared with the scoring parts (a file in the var
+        folder the workers share, named in the plan with its sha256)."""
         from risk import pipeline
 
         run = _run()
-        return pipeline.start_scoring(run.settings, as_of=run.until)
+        return pipeline.start_scoring(run.settings, as_of=run.until, for_parts=True)
 
-    @task(map_index_template="{{ task.op_kwargs['county'] }}")
-    def score(plan: dict, county: str) -> int:
-        """Everyone's recent behaviour in one county through the night's model."""
+    @task(map_index_template="{{ task.op_kwargs['part'] | join(' ') }}")
+    def score(plan: dict, part: list[str]) -> int:
+        """Everyone's recent behaviour in a group of counties through the night's model (loaded once), from
+        the features start_scoring shared."""
         from risk import pipeline
 
-        return pipeline.score_county(_run().settings, plan, county)
+        return pipeline.score_counties(_run().settings, plan, part)
 
     @task
     def finish_scoring(plan: dict) -> dict:
@@ -168,8 +179,8 @@ def fund_risk_nightly():
     parts = find_parts()
     load_day.expand(day=days) >> parts
     plan = start_scoring()
-    detect.expand(county=parts) >> plan
-    score.partial(plan=plan).expand(county=parts) >> finish_scoring(plan) >> [quality_report(), send_digests()]
+    detect.expand(part=parts) >> plan
+    score.partial(plan=plan).expand(part=parts) >> finish_scoring(plan) >> [quality_report(), send_digests()]
 
 
 fund_risk_nightly()

@@ -1,19 +1,23 @@
-"""The real Airflow processes, started locally: `airflow api-server`, `scheduler` and `dag-processor`.
+"""The real Airflow processes, started locally: `airflow api-server`, `scheduler` and `dag-processor`, and,
+for the CeleryExecutor, Celery workers (`airflow celery worker`, see risk.celery_workers).
 
 `airflow_services(home, metadata_url, extra_env)` migrates the metadata DB, starts each service as a
 subprocess in a session of its own (output in `<home>/logs/<service>.log`), waits until the api-server
-answers its health endpoint and reports every started service healthy, and yields an `AirflowServices`:
+answers its health endpoint and reports every started service healthy (and every Celery worker has said it
+is ready), and yields an `AirflowServices`:
 the base URL, a JWT from the simple auth manager, authenticated REST API v2 calls, and the DAG-run helpers
 (`trigger_and_wait`). On exit it ends every process it started, with everything they started in turn
-(LocalExecutor workers, task supervisors and their tasks): SIGTERM, then SIGKILL after a timeout, also
-when the body raised.
+(LocalExecutor or Celery workers, task supervisors and their tasks): SIGTERM, then SIGKILL after a
+timeout, also when the body raised.
 
 Configuration (see `services_env`), all through the environment, as Airflow reads it once at import:
 `risk.orchestration.child_env` (AIRFLOW_HOME, our dags folder, no examples, LocalExecutor, logs under
 home), the metadata DB at `metadata_url` (for PostgreSQL the async URL uses psycopg 3, which is installed,
 instead of Airflow's default asyncpg, which is not), the api-server on 127.0.0.1 at a free port, the
 execution API URL the LocalExecutor's tasks call, one JWT secret shared by every process, and one
-simple-auth-manager user (`admin`, role admin) whose password we write ourselves.
+simple-auth-manager user (`admin`, role admin) whose password we write ourselves. With `celery=CeleryWorkers(…)`
+the executor is the CeleryExecutor (risk.celery_workers.celery_env) and the workers start beside the
+services.
 
 Like `risk.orchestration`, this module never imports airflow: Airflow runs only in the children.
 """
@@ -38,6 +42,8 @@ from urllib.parse import quote
 import httpx
 import psutil
 
+from risk import celery_workers
+from risk.celery_workers import CeleryWorkers
 from risk.orchestration import OrchestrationError, child_env
 
 SERVICES: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
@@ -82,7 +88,8 @@ def async_metadata_url(url: str) -> str | None:
 
 
 def services_env(
-    home: Path, metadata_url: str, port: int, extra_env: Mapping[str, str] | None = None
+    home: Path, metadata_url: str, port: int, extra_env: Mapping[str, str] | None = None,
+    celery: CeleryWorkers | None = None,
 ) -> dict[str, str]:
     """The environment of every Airflow process of one `airflow_services` (extra_env wins)."""
     base_url = f"http://127.0.0.1:{port}"
@@ -115,6 +122,8 @@ def services_env(
     async_url = async_metadata_url(metadata_url)
     if async_url:
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = async_url
+    if celery is not None:
+        env.update(celery_workers.celery_env(metadata_url, celery))
     env.update(extra_env or {})
     return env
 
@@ -177,18 +186,29 @@ class AirflowServices:
         self.env = env
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}
+        self.workers: list[str] = []  # the Celery workers' names, which their tasks record as hostname
         self._client = httpx.Client(base_url=base_url, timeout=30.0)
         self._token: str | None = None
 
     # processes
 
     def start(self, service: str, port: int) -> None:
-        log_path = self.home / "logs" / f"{service}.log"
+        self._spawn(service, command(service, port), self.env)
+
+    def start_workers(self, workers: CeleryWorkers) -> None:
+        """`workers.count` Celery workers, each named (see risk.celery_workers), with its own log server port."""
+        for name in workers.names:
+            env = {**self.env, **celery_workers.worker_env(name, free_port())}
+            self._spawn(name, celery_workers.worker_command(name, workers, self.home), env)
+            self.workers.append(name)
+
+    def _spawn(self, name: str, cmd: list[str], env: Mapping[str, str]) -> None:
+        log_path = self.home / "logs" / f"{name.split('@')[0]}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.logs[service] = log_path
+        self.logs[name] = log_path
         with log_path.open("ab") as log:
-            self.processes[service] = subprocess.Popen(
-                command(service, port), env=self.env, cwd=self.home, stdin=subprocess.DEVNULL,
+            self.processes[name] = subprocess.Popen(
+                cmd, env=dict(env), cwd=self.home, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
@@ -270,9 +290,11 @@ class AirflowServices:
         return response.json() if response.status_code == 200 else None
 
     def wait_until_healthy(self, timeout: float) -> None:
-        """Until the api-server answers and reports every other started service healthy."""
+        """Until the api-server answers and reports every other started service healthy, and every Celery
+        worker has logged that it is ready (the health endpoint knows nothing of workers)."""
         deadline = time.monotonic() + timeout
         pending = list(self.processes)
+        health = None
         while True:
             self.check_running()
             health = self.health()
@@ -281,6 +303,7 @@ class AirflowServices:
                     s for s in self.processes
                     if s in _HEALTH_KEYS and (health.get(_HEALTH_KEYS[s]) or {}).get("status") != "healthy"
                 ]
+                pending += [w for w in self.workers if celery_workers.READY not in tail(self.logs[w], 200)]
                 if not pending:
                     return
             if time.monotonic() > deadline:
@@ -388,15 +411,17 @@ def airflow_services(
     services: Sequence[str] = SERVICES,
     port: int | None = None,
     *,
+    celery: CeleryWorkers | None = None,
     startup_timeout: float = 180.0,
     stop_timeout: float = 20.0,
 ) -> Iterator[AirflowServices]:
-    """Migrate the metadata DB at `metadata_url`, start `services`, yield them once healthy; stop them all
-    on exit (see the module's docstring)."""
+    """Migrate the metadata DB at `metadata_url`, start `services` (and, with `celery`, that many Celery
+    workers under the CeleryExecutor), yield them once healthy; stop them all on exit (see the module's
+    docstring)."""
     home = Path(home).resolve()
     (home / "logs").mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    env = services_env(home, metadata_url, port, extra_env)
+    env = services_env(home, metadata_url, port, extra_env, celery)
     passwords = home / PASSWORDS_FILE
     if not passwords.is_file():  # ours, so the password is known; Airflow generates only missing users
         passwords.write_text(json.dumps({USERNAME: secrets.token_urlsafe(16)}) + "\n")
@@ -406,10 +431,14 @@ def airflow_services(
     try:
         for service in services:
             running.start(service, port)
+        if celery is not None:
+            running.start_workers(celery)
         running.wait_until_healthy(startup_timeout)
         yield running
     finally:
         running.stop(stop_timeout)
+        if celery is not None:
+            celery_workers.forget_queue(celery)
 
 
 def migrate(env: Mapping[str, str], home: Path) -> None:
@@ -470,6 +499,7 @@ def _signal(pids: set[int], groups: set[int], sig: signal.Signals) -> set[int]:
 __all__ = [
     "SERVICES",
     "AirflowServices",
+    "CeleryWorkers",
     "RunResult",
     "ServiceError",
     "airflow_services",

@@ -8,11 +8,12 @@ the facts loaded since can change (risk.touched records the loads, risk.scope wo
 and decides their alerts from all their facts, exactly as a run over the whole city would. A first
 detection, a new rule or a rule of a new version runs whole.
 
-Detection can run in parts, one per county (so that several workers share one night): every person belongs
-to exactly one part, the county of their recipients row, or NO_COUNTY when they are not a recipient (a
-death record of someone who draws nothing); a part decides the alerts of its people only, reading their
-facts (and, for shared_account, the payments into the accounts they were paid in), so the parts together do
-exactly what one run over the whole city does.
+Detection can run in parts (so that several workers share one night): every person belongs to exactly one
+county, the county of their recipients row, or NO_COUNTY when they are not a recipient (a death record of
+someone who draws nothing); a part is one or more of these (risk.scope.groups makes a few of about equal
+size) and decides the alerts of its people only, reading their facts (and, for shared_account, every
+payment into the accounts they were paid into), so the parts together do exactly what one run over the
+whole city does.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import hashlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -170,12 +172,12 @@ def run_rule(conn: Connection, rule: Rule, as_of: str, scope: Scope = scoping.CI
     return outcome
 
 
-def _count_open(conn: Connection, outcomes: list[RuleOutcome], county: str | None) -> None:
+def _count_open(conn: Connection, outcomes: list[RuleOutcome], part: Sequence[str] | None) -> None:
     """Each rule's open alerts in the part after the run, and their amount at risk."""
     q = select(alert.c.rule, func.count(), func.sum(alert.c.amount_at_risk_cents)).where(
         alert.c.rule.in_([o.rule for o in outcomes]) & (alert.c.status != WITHDRAWN)).group_by(alert.c.rule)
-    if county is not None:
-        q = q.where(part_of_alert(county))
+    if part is not None:
+        q = q.where(part_of_alert(part))
     found = {rule: (int(n), int(cents or 0)) for rule, n, cents in conn.execute(q)}
     for o in outcomes:
         o.alerts, o.amount_cents = found.get(o.rule, (0, 0))
@@ -199,17 +201,17 @@ def prepare(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES) -> li
 
 
 def detect(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES,
-           county: str | None = None) -> list[RuleOutcome]:
-    """Run the rules over the whole city, or over one part (`county`, see `parts`): each on the people the
-    facts loaded since its last detection can concern, or whole when it never ran (in this part, in this
-    version)."""
+           part: Sequence[str] | None = None) -> list[RuleOutcome]:
+    """Run the rules over the whole city, or over one part (a list of counties from `parts`, see `groups`):
+    each on the people the facts loaded since its last detection can concern, or whole when it never ran
+    (in one of the part's counties, in this version)."""
     gateway.prefer_index_reads(conn)
     city_wide = {o.rule: o for o in prepare(conn, as_of, rules)}
-    night = scoping.Night.plan(conn, rules, county)
+    night = scoping.Night.plan(conn, rules, part)
     night.begin(conn)
     outcomes = [city_wide.get(rule.code) or run_rule(conn, rule, as_of, night.scope_of(rule)) for rule in rules]
     night.end(conn)
-    _count_open(conn, outcomes, county)
+    _count_open(conn, outcomes, part)
     scoping.mark(conn, night.parts, rules, night.upto)
-    touched.forget_seen(conn, night.parts if county is None else None)
+    touched.forget_seen(conn, night.parts if part is None else None)
     return outcomes

@@ -21,14 +21,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from risk.errors import ConfigError, InputError, RiskError
-from risk.settings import ROOT, Settings
+from risk.settings import ROOT, Settings, parse_parts
 
 DAG_ID = "fund_risk_nightly"
 BUSINESS_TZ = "Asia/Shanghai"
@@ -81,9 +81,10 @@ def resolve_run(
 ) -> RunConfig:
     """A run's landing folder, warehouse and `until` day.
 
-    From the run's conf/params (`landing`, `db`, `until`, `var_dir`, `outbox`), else the environment
-    (RISK_LANDING, RISK_DATABASE_URL, RISK_VAR_DIR, RISK_OUTBOX). `until` falls back to the logical date's day in
-    Asia/Shanghai; a run triggered without a logical date and without `until` loads every day.
+    From the run's conf/params (`landing`, `db`, `until`, `var_dir`, `outbox`, `parts`), else the
+    environment (RISK_LANDING, RISK_DATABASE_URL, RISK_VAR_DIR, RISK_OUTBOX, RISK_PARTS). `until` falls back to
+    the logical date's day in Asia/Shanghai; a run triggered without a logical date and without `until`
+    loads every day.
     """
     env = os.environ if env is None else env
     landing = params.get("landing") or env.get("RISK_LANDING")
@@ -99,6 +100,11 @@ def resolve_run(
         var_dir=params.get("var_dir") or env.get("RISK_VAR_DIR") or None,
         outbox=params.get("outbox") or env.get("RISK_OUTBOX") or None,
     )
+    if params.get("parts") is not None:
+        try:
+            settings = replace(settings, parts=parse_parts(str(params["parts"])))
+        except ConfigError as error:
+            raise RunConfigError(str(error)) from error
     return RunConfig(settings=settings, landing=Path(landing).expanduser(), until=until)
 
 

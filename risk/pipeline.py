@@ -22,6 +22,7 @@ from risk.errors import InputError
 from risk.ingest import quality
 from risk.ingest.delivery import BULK_SOURCES, load_days, pending_days
 from risk.ingest.delivery import load_day as load_day  # the DAG and the tests load single days
+from risk.scope import NO_COUNTY
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,24 +39,25 @@ def prepare(settings: Settings) -> None:
         log.warning("indexes missing (a load stopped before it built them again) were built: %s", ", ".join(built))
 
 
-def detection_parts(settings: Settings) -> list[str]:
-    """The parts (counties, and people who are not recipients) that detection and scoring can split into.
-    Called once a night before the parts run, it also does the night's city-wide step: it turns what the
-    loads touched into people per rule (risk.scope.translate), and deletes what every part has seen."""
-    from risk import detect as detection
+def detection_parts(settings: Settings, groups: int | None = None) -> list[list[str]]:
+    """The parts that detection and scoring split into: the counties (and NO_COUNTY, the people who are
+    not recipients) in at most `groups` groups (else settings.parts) of about as many recipients each (see
+    risk.scope.groups). Called once a night before the parts run, it also does the night's city-wide
+    step: it turns what the loads touched into people per rule (risk.scope.translate), and deletes what
+    every part has seen."""
     from risk import scope, touched
     from risk.rules import RULES
 
     with gateway.transaction(settings.database_url) as conn:
-        found = detection.parts(conn)
+        found = scope.groups(conn, groups or settings.parts)
         scope.translate(conn, RULES)
-        touched.forget_seen(conn, found)
-        return found
+        touched.forget_seen(conn, [county for part in found for county in part])
+        return [list(part) for part in found]
 
 
-def detect(settings: Settings, as_of: str | None = None, county: str | None = None) -> dict:
-    """Run the rules over the warehouse (or over one part of it, `county`: see `detection_parts`) and
-    upsert alerts; return counts per rule (JSON-able).
+def detect(settings: Settings, as_of: str | None = None, part: list[str] | None = None) -> dict:
+    """Run the rules over the warehouse (or over one part of it, a list of counties: see
+    `detection_parts`) and upsert alerts; return counts per rule (JSON-able).
 
     `as_of` bounds nothing in the facts (the warehouse holds what was loaded); it names the delivery day
     new alerts are first seen on: the newest loaded day up to `as_of`.
@@ -65,11 +67,11 @@ def detect(settings: Settings, as_of: str | None = None, county: str | None = No
     with gateway.transaction(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
-            return {"rules": {}, "alerts": 0, "raised": 0, "amount_at_risk": "0.00", "county": county}
-        outcomes = detection.detect(conn, day, county=county)
+            return {"rules": {}, "alerts": 0, "raised": 0, "amount_at_risk": "0.00", "part": part}
+        outcomes = detection.detect(conn, day, part=part)
     return {
         "as_of": day,
-        "county": county,
+        "part": part,
         "rules": {o.rule: {"alerts": o.alerts, "raised": o.raised, "extended": o.extended, "withdrawn": o.withdrawn,
                            "amount_at_risk": f"{o.amount_cents / 100:.2f}", "seconds": round(o.seconds, 2),
                            "people": "all" if o.people < 0 else o.people,
@@ -107,22 +109,28 @@ def train_model(settings: Settings, as_of: str | None = None) -> dict:
             "features": r.features, "sha256": r.sha256}
 
 
-def start_scoring(settings: Settings, as_of: str | None = None, features: pd.DataFrame | None = None) -> dict:
+def start_scoring(settings: Settings, as_of: str | None = None, features: pd.DataFrame | None = None,
+                  for_parts: bool = False) -> dict:
     """Tonight's scoring plan: the current model (a first one is trained when none is registered, on
     `features` when given: the whole city's of tonight), the day, and K, the number of anomaly alerts (the
     top share of the city's recipients). Clears what an earlier, unfinished night left in `score_part`.
-    {"scored": 0, ...} when there is nothing to score."""
+    `for_parts`: the night is scored in parts (the DAG): the city's features are computed here, once, and
+    shared with them (risk.scoring.night_features; the plan names the file). {"scored": 0, ...} when there
+    is nothing to score."""
     from risk.db.tables import recipient, score_part
-    from risk.scoring import nightly, registry
-    from risk.scoring.features import compute_features
+    from risk.scoring import night_features, nightly, registry
+    from risk.scoring.features import compute_features, home_counties
 
+    homes = None
     with gateway.reading(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
             return {"scored": 0}
         registered = registry.current(conn)
-        if registered is None and features is None:
+        if (registered is None or for_parts) and features is None:
             features = compute_features(conn, date.fromisoformat(day), settings.window_days)
+        if for_parts:
+            homes = home_counties(conn)
     trained = registered is None
     if registered is None:
         log.info("no behaviour model registered yet: training the first one")
@@ -138,8 +146,12 @@ def start_scoring(settings: Settings, as_of: str | None = None, features: pd.Dat
     with gateway.transaction(settings.database_url) as conn:
         conn.execute(delete(score_part))
         people = conn.execute(select(func.count()).select_from(recipient)).scalar() or 0
-    return {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
+    plan = {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
             "k": nightly.candidates_per_part(people, settings.anomaly_budget)}
+    if for_parts:
+        assert features is not None and homes is not None
+        plan["features"] = night_features.share(settings, features, homes, date.fromisoformat(day))
+    return plan
 
 
 def _registered(conn: Connection, plan: dict):
@@ -151,33 +163,42 @@ def _registered(conn: Connection, plan: dict):
     return registered
 
 
-def score_county(settings: Settings, plan: dict, county: str | None = None,
-                 features: pd.DataFrame | None = None) -> int:
-    """Score one county's recipients (None: everyone) with the plan's model; returns how many. The features
-    (computed here unless given) are read without the write lock; writing the scores takes it."""
-    from risk.scoring import nightly
+def score_counties(settings: Settings, plan: dict, counties: list[str] | None = None,
+                   features: pd.DataFrame | None = None) -> int:
+    """Score the recipients of a part's counties (None: everyone) with the plan's model, loaded once for
+    them all; returns how many. The features: given, else the rows of the city's that the plan shares
+    (see start_scoring), else computed here, read without the write lock; writing the scores takes it.
+    NO_COUNTY (people who are not recipients) has no one to score."""
+    from risk.scoring import night_features, nightly
     from risk.scoring.features import compute_features
 
-    if not plan.get("model_version") or county == "-":  # "-": people who are not recipients are not scored
+    if counties is not None:
+        counties = [c for c in counties if c != NO_COUNTY]
+    if not plan.get("model_version") or counties == []:
         return 0
     as_of = date.fromisoformat(plan["as_of"])
+    if features is None and plan.get("features"):
+        features = night_features.read(settings, plan["features"], counties)
     if features is None:
         with gateway.reading(settings.database_url) as conn:
-            features = compute_features(conn, as_of, settings.window_days, county=county)
+            features = compute_features(conn, as_of, settings.window_days, counties=counties)
     with gateway.transaction(settings.database_url) as conn:
-        return nightly.score_county(conn, settings, _registered(conn, plan), as_of, county, plan["k"],
-                                    settings.window_days, features=features)
+        return nightly.score_counties(conn, settings, _registered(conn, plan), as_of, counties, plan["k"],
+                                      settings.window_days, features=features)
 
 
 def finish_scoring(settings: Settings, plan: dict) -> dict:
-    """Rank the night's scores city-wide, record their distribution and drift, raise the anomaly alerts."""
-    from risk.scoring import nightly
+    """Rank the night's scores city-wide, record their distribution and drift, raise the anomaly alerts;
+    then the features the plan shared with the parts are deleted."""
+    from risk.scoring import night_features, nightly
 
     if not plan.get("model_version"):
         return plan
     with gateway.transaction(settings.database_url) as conn:
         result = nightly.finish(conn, _registered(conn, plan), date.fromisoformat(plan["as_of"]),
                                 settings.anomaly_budget)
+    if plan.get("features"):
+        night_features.forget(settings)
     return {**result, "trained_first_model": plan["trained_first_model"]}
 
 
@@ -192,7 +213,7 @@ def score(settings: Settings, as_of: str | None = None) -> dict:
         day = _newest_day(conn, as_of)
         features = compute_features(conn, date.fromisoformat(day), settings.window_days) if day else None
     plan = start_scoring(settings, as_of, features=features)
-    score_county(settings, plan, None, features=features)
+    score_counties(settings, plan, None, features=features)
     return finish_scoring(settings, plan)
 
 

@@ -1,6 +1,6 @@
-"""Which people a detection of one rule looks at: the whole city; one part (a county's recipients, or the
-people who are not recipients); or, once a detection has run, only the people whose alerts the facts loaded
-since can change.
+"""Which people a detection of one rule looks at: the whole city; one part (the recipients of one or more
+counties, and/or the people who are not recipients); or, once a detection has run, only the people whose
+alerts the facts loaded since can change.
 
 The loader records what it wrote (risk.touched). Once a night, for the whole city, `translate` turns those
 touches into people per rule (sql/touched/<rule>.sql says whom the night's new and removed facts can concern;
@@ -19,11 +19,11 @@ Temporary tables and views are dropped afterwards; on an error the transaction's
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, delete, func, insert, select, text
+from sqlalchemy import Connection, delete, func, insert, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from risk import touched
@@ -65,16 +65,46 @@ MOVED = """SELECT a.person_id FROM alert a JOIN new_recipient r ON r.person_id =
 WHERE a.rule = :rule AND (a.village_code IS NULL OR a.village_code <> r.village_code)"""
 
 
-def check_part(county: str) -> str:
-    if not (county == NO_COUNTY or (county.isdigit() and len(county) == COUNTY_DIGITS)):
-        raise ValueError(f"not a county part: {county!r}")
-    return county
+Part = tuple[str, ...]  # one or more counties (6-digit codes), and/or NO_COUNTY: what one detection decides
+Params = tuple[tuple[str, str | int], ...]
+
+
+def check_part(part: Sequence[str]) -> Part:
+    """A part as detection and scoring take it: its counties (and NO_COUNTY), each once, in order."""
+    if isinstance(part, str):
+        raise TypeError(f"a part is a list of counties, not {part!r}")
+    found = tuple(sorted(set(part)))
+    if not found:
+        raise ValueError("an empty part")
+    for county in found:
+        if not (county == NO_COUNTY or (county.isdigit() and len(county) == COUNTY_DIGITS)):
+            raise ValueError(f"not a county part: {county!r}")
+    return found
 
 
 def parts(conn: Connection) -> list[str]:
-    """The counties of the recipients, and NO_COUNTY: the parts detection and scoring can be split into."""
+    """The counties of the recipients, and NO_COUNTY: the smallest parts detection and scoring can be split
+    into (`groups` puts them together)."""
     counties = conn.execute(select(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS)).distinct()).scalars()
     return sorted(c for c in counties if c) + [NO_COUNTY]
+
+
+def groups(conn: Connection, n: int) -> list[Part]:
+    """The parts put into at most `n` groups of about as many recipients each: the largest county first, each
+    into the group that holds the fewest so far; NO_COUNTY (few people: the dead who drew nothing) last.
+    A worker that takes a group scores its counties with one model load and decides them in one query per
+    rule. Groups are in order of their first county; the same recipients give the same groups."""
+    if n < 1:
+        raise ValueError(f"at least one group, not {n}")
+    county = func.substr(recipient.c.village_code, 1, COUNTY_DIGITS)
+    sizes = {c: int(k) for c, k in conn.execute(select(county, func.count()).group_by(county)) if c}
+    found: list[list[str]] = [[] for _ in range(min(n, len(sizes) + 1))]
+    held = [0] * len(found)
+    for c in sorted(sizes, key=lambda c: (-sizes[c], c)) + [NO_COUNTY]:
+        lightest = min(range(len(found)), key=lambda i: (held[i], len(found[i]), i))
+        found[lightest].append(c)
+        held[lightest] += sizes.get(c, 0)
+    return sorted(check_part(g) for g in found if g)
 
 
 def _villages(county: str) -> tuple[str, str]:
@@ -83,23 +113,39 @@ def _villages(county: str) -> tuple[str, str]:
     return county + "0" * (12 - COUNTY_DIGITS), county + "9" * (12 - COUNTY_DIGITS)
 
 
-def part_of_alert(county: str) -> ColumnElement[bool]:
+def part_of_alert(part: Sequence[str]) -> ColumnElement[bool]:
     """The condition 'the alert's person is in this part'."""
     member = select(recipient.c.person_id).where(recipient.c.person_id == alert.c.person_id)
-    if check_part(county) == NO_COUNTY:
-        return ~member.exists()
-    first, last = _villages(county)
-    return member.where(recipient.c.village_code.between(first, last)).exists()
+    found = check_part(part)
+    villages = [recipient.c.village_code.between(*_villages(c)) for c in found if c != NO_COUNTY]
+    conditions: list[ColumnElement[bool]] = [member.where(or_(*villages)).exists()] if villages else []
+    if NO_COUNTY in found:
+        conditions.append(~member.exists())
+    return or_(*conditions)
 
 
-def _part_condition(county: str, person: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """SQL on the column `person`: in the part (a county's recipients, or not a recipient), and its
-    parameters. Looks each person up in the recipients: the people it is asked about are few."""
-    if check_part(county) == NO_COUNTY:
-        return f"NOT EXISTS (SELECT 1 FROM recipient r WHERE r.person_id = {person})", ()
-    first, last = _villages(county)
-    return (f"EXISTS (SELECT 1 FROM recipient r WHERE r.person_id = {person} "
-            f"AND r.village_code BETWEEN :first AND :last)", (("first", first), ("last", last)))
+def _ranges(part: Part, column: str) -> tuple[str, Params]:
+    """SQL 'column is a village of one of the part's counties', and its parameters."""
+    counties = [c for c in part if c != NO_COUNTY]
+    sql = " OR ".join(f"{column} BETWEEN :first{i} AND :last{i}" for i in range(len(counties)))
+    params: Params = tuple(p for i, c in enumerate(counties)
+                           for p in zip((f"first{i}", f"last{i}"), _villages(c), strict=True))
+    return f"({sql})", params
+
+
+def _part_condition(part: Sequence[str], person: str) -> tuple[str, Params]:
+    """SQL on the column `person`: in the part (a recipient of one of its counties, or, with NO_COUNTY, not
+    a recipient), and its parameters. Looks each person up in the recipients: the people it is asked about
+    are few."""
+    found = check_part(part)
+    conditions: list[str] = []
+    params: Params = ()
+    if found != (NO_COUNTY,):
+        ranges, params = _ranges(found, "r.village_code")
+        conditions.append(f"EXISTS (SELECT 1 FROM recipient r WHERE r.person_id = {person} AND {ranges})")
+    if NO_COUNTY in found:
+        conditions.append(f"NOT EXISTS (SELECT 1 FROM recipient r WHERE r.person_id = {person})")
+    return "(" + " OR ".join(conditions) + ")", params
 
 
 # ---------------------------------------------------------------- marks
@@ -207,7 +253,7 @@ class Scope:
     SELECT of person_id, binding `params`."""
     whole_city: bool
     people: str = ""
-    params: tuple[tuple[str, str | int], ...] = ()
+    params: Params = ()
     touched_only: bool = False  # the people the facts loaded since its last detection can concern
 
 
@@ -216,41 +262,44 @@ CITY = Scope(whole_city=True)
 
 @dataclass
 class Night:
-    """One detection's plan: the parts it covers, up to which touch, and per rule whether it runs on the
-    people touched since (from which touch on) or whole."""
-    county: str | None
+    """One detection's plan: the part it decides (None: the whole city) and the counties that covers, up to
+    which touch, and per rule whether it runs on the people touched since (from which touch on) or whole."""
+    part: Part | None
     parts: list[str]
     upto: int
     since: dict[str, int | None] = field(default_factory=dict)  # rule code -> seen up to; None: run whole
 
     @classmethod
-    def plan(cls, conn: Connection, rules: tuple[Rule, ...], county: str | None) -> Night:
+    def plan(cls, conn: Connection, rules: tuple[Rule, ...], part: Sequence[str] | None) -> Night:
         marks = Marks.read(conn)
-        covered = parts(conn) if county is None else [check_part(county)]
-        night = cls(county=county, parts=covered, upto=marks.translated)
+        found = None if part is None else check_part(part)
+        covered = parts(conn) if found is None else list(found)
+        night = cls(part=found, parts=covered, upto=marks.translated)
         for rule in rules:
             seen = [marks.of(p, rule) for p in covered]
             night.since[rule.code] = None if None in seen else min(s for s in seen if s is not None)
         return night
 
     def scope_of(self, rule: Rule) -> Scope:
-        county, since = self.county, self.since[rule.code]
+        part, since = self.part, self.since[rule.code]
         if since is not None:
             people = "SELECT t.person_id FROM touched_person t WHERE t.rule = :rule AND t.touch_seq > :since"
-            params: tuple[tuple[str, str | int], ...] = (("rule", rule.code), ("since", since))
-            if county is not None:
-                condition, more = _part_condition(county, "t.person_id")
+            params: Params = (("rule", rule.code), ("since", since))
+            if part is not None:
+                condition, more = _part_condition(part, "t.person_id")
                 people, params = f"{people} AND {condition}", params + more
             return Scope(False, people, params, touched_only=True)
-        if county is None:
+        if part is None:
             return CITY
-        if county == NO_COUNTY:  # every flagged fact is a payment or comes with a death record
+        selects, params = [], ()
+        if part != (NO_COUNTY,):
+            ranges, params = _ranges(part, "village_code")
+            selects.append(f"SELECT person_id FROM recipient WHERE {ranges}")
+        if NO_COUNTY in part:  # every flagged fact is a payment or comes with a death record
             anyone = " UNION ".join(f"SELECT person_id FROM {t}" for t in ("payment", "death", "incarceration", "alert"))
-            condition, params = _part_condition(county, "p.person_id")
-            return Scope(False, f"SELECT p.person_id FROM ({anyone}) p WHERE {condition}", params)
-        first, last = _villages(county)
-        return Scope(False, "SELECT person_id FROM recipient WHERE village_code BETWEEN :first AND :last",
-                     (("first", first), ("last", last)))
+            condition, _ = _part_condition((NO_COUNTY,), "p.person_id")
+            selects.append(f"SELECT p.person_id FROM ({anyone}) p WHERE {condition}")
+        return Scope(False, " UNION ALL ".join(selects), params)
 
     def begin(self, conn: Connection) -> None:
         _create(conn, SCOPE_TABLES)

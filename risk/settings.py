@@ -17,6 +17,7 @@ from risk.errors import ConfigError
 ROOT = Path(os.environ.get("RISK_HOME") or Path(__file__).resolve().parents[1])
 
 DEFAULT_SLA_DAYS = {"high": 3, "medium": 7, "low": 14}
+DEFAULT_PARTS = 2
 
 
 def parse_sla_days(text: str | None) -> dict[str, int]:
@@ -41,6 +42,19 @@ def parse_sla_days(text: str | None) -> dict[str, int]:
     return days
 
 
+def parse_parts(text: str | None) -> int:
+    """RISK_PARTS: how many parts (mapped tasks) a night's detection and scoring split into; empty: 2."""
+    if not (text or "").strip():
+        return DEFAULT_PARTS
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"RISK_PARTS 须为正整数 / must be a whole number ≥ 1, got {str(text).strip()!r}")
+    return n
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -50,6 +64,7 @@ class Settings:
     sla_days: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SLA_DAYS))
     outbox: Path | None = None  # digests are written here instead of being sent
     base_url: str = "http://localhost:8000"  # the web app, for the links in digests
+    parts: int = DEFAULT_PARTS  # a night's detection and scoring split into at most this many parts
 
     @property
     def reports_dir(self) -> Path:
@@ -67,4 +82,5 @@ class Settings:
                    anomaly_budget=float(os.environ.get("RISK_ANOMALY_BUDGET", "0.005")),
                    sla_days=parse_sla_days(os.environ.get("RISK_SLA_DAYS")),
                    outbox=Path(box).resolve() if box else None,
-                   base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"))
+                   base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"),
+                   parts=parse_parts(os.environ.get("RISK_PARTS")))

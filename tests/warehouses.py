@@ -65,3 +65,24 @@ def warehouse(kind: str, folder: Path, name: str = "warehouse.db") -> Iterator[s
         return
     with pg_database() as url:
         yield url
+
+
+def warehouse_rows(url: str) -> dict[str, list[tuple]]:
+    """Every table's rows (sorted), without bookkeeping columns: what two runs that did the same work hold
+    alike."""
+    import sqlalchemy as sa
+
+    engine = create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        tables: dict[str, list[tuple]] = {}
+        with engine.connect() as conn:
+            for name in inspector.get_table_names():
+                columns = [
+                    c["name"] for c in inspector.get_columns(name) if not BOOKKEEPING.search(c["name"])
+                ]
+                query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(name))
+                tables[name] = sorted((tuple(row) for row in conn.execute(query)), key=repr)
+        return tables
+    finally:
+        engine.dispose()

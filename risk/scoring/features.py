@@ -21,6 +21,7 @@ tables (see `_pharmacy_busiest`). How the queries are read: risk/scoring/aggrega
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import pandas as pd
@@ -48,18 +49,18 @@ COUNTY_DIGITS = 6  # a 12-digit region code starts with its 6-digit county
 
 
 def compute_features(conn: Connection, as_of: date, window_days: int = 90,
-                     county: str | None = None) -> pd.DataFrame:
+                     counties: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per recipient (index person_id, sorted), the catalogue's features as float columns.
 
-    With `county`, only the recipients whose village is in that county, and each query reads only their
-    facts; the result equals those rows of the whole city's: the features that compare a person with
-    others compare with peers of the same county (all in the part) or with the people paid into the same
-    accounts (read whichever county they live in)."""
+    With `counties` (a part: see risk.scope.groups), only the recipients whose village is in one of them,
+    and each query reads only their facts; the result equals those rows of the whole city's: the features
+    that compare a person with others compare with peers of the same county (all in the part) or with the
+    people paid into the same accounts (read whichever county they live in)."""
     if window_days <= 0:
         raise ValueError("window_days must be positive")
     start = as_of - timedelta(days=window_days)  # excluded: the window is (start, as_of]
-    mine = part_members(county)
-    people = _recipients(conn, county)
+    mine = part_members(counties)
+    people = _recipients(conn, counties)
     index = people.index
     out = pd.DataFrame(index=index)
     per_30 = 30.0 / window_days
@@ -80,9 +81,9 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
 
     paid = _payments(conn, start, as_of, mine).reindex(index)
     out["payment_peer_ratio"] = _peer_ratio(paid)
-    out["days_since_certification"] = _days_since_certification(conn, index, as_of, county, mine)
+    out["days_since_certification"] = _days_since_certification(conn, index, as_of, counties, mine)
     out["age"] = _age(people["birth_date"], as_of)
-    out["account_people"] = _account_people(conn, start, as_of, county, mine).reindex(index)
+    out["account_people"] = _account_people(conn, start, as_of, counties, mine).reindex(index)
     out["other_account_share"] = share(paid["elsewhere_cents"], paid["cents"])
     last_use = dates(card["last_use"])
     silent = index[last_use.isna()]
@@ -97,25 +98,31 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
 # ---------------------------------------------------------------- people
 
 
-def _in_county(county: str | None):
-    """The condition 'this recipient lives in the county' (always true without a county)."""
-    if county is None:
+def _in_county(counties: Sequence[str] | None):
+    """The condition 'this recipient lives in one of the counties' (always true without counties)."""
+    if counties is None:
         return true()
-    return func.substr(recipient.c.village_code, 1, COUNTY_DIGITS) == county
+    return func.substr(recipient.c.village_code, 1, COUNTY_DIGITS).in_(sorted(counties))
 
 
-def part_members(county: str | None):
-    """A function giving the condition 'this person_id column is one of the county's recipients' (always
-    true without a county)."""
-    if county is None:
+def part_members(counties: Sequence[str] | None):
+    """A function giving the condition 'this person_id column is a recipient of one of the counties'
+    (always true without counties)."""
+    if counties is None:
         return lambda _column: true()
-    members = select(recipient.c.person_id).where(_in_county(county))
+    members = select(recipient.c.person_id).where(_in_county(counties))
     return lambda column: column.in_(members)
 
 
-def _recipients(conn: Connection, county: str | None = None) -> pd.DataFrame:
+def home_counties(conn: Connection) -> pd.Series:
+    """Every recipient's county (index person_id): the part their features belong to."""
     r = recipient.c
-    people = frame(conn, select(r.person_id, as_text(r.birth_date).label("birth_date")).where(_in_county(county)),
+    return frame(conn, select(r.person_id, func.substr(r.village_code, 1, COUNTY_DIGITS).label("county")))["county"]
+
+
+def _recipients(conn: Connection, counties: Sequence[str] | None = None) -> pd.DataFrame:
+    r = recipient.c
+    people = frame(conn, select(r.person_id, as_text(r.birth_date).label("birth_date")).where(_in_county(counties)),
                    index=None)
     people["birth_date"] = dates(people["birth_date"])
     return people.set_index("person_id").sort_index()
@@ -281,9 +288,10 @@ def _peer_ratio(paid: pd.DataFrame) -> pd.Series:
     return pd.concat(ratios, axis=1).max(axis=1)
 
 
-def _account_people(conn: Connection, start: date, as_of: date, county: str | None, mine) -> pd.Series:
+def _account_people(conn: Connection, start: date, as_of: date, counties: Sequence[str] | None,
+                    mine) -> pd.Series:
     """Per person paid in the window: the distinct people paid in the window into any of the accounts the
-    person was paid into (themselves included). With a county, every account one of its people was paid
+    person was paid into (themselves included). With counties, every account one of their people was paid
     into counts all its people: the people sharing an account may live in another county.
 
     Without a join: the window's distinct (person, account) pairs, each account's people counted by a
@@ -295,7 +303,7 @@ def _account_people(conn: Connection, start: date, as_of: date, county: str | No
     pid = person_key(p.person_id)
     in_window = within_window(p.paid_on, start, as_of)
     paid = select(pid.label("pid"), p.bank_account).where(in_window)
-    if county is not None:
+    if counties is not None:
         paid = paid.where(p.bank_account.in_(select(p.bank_account).where(in_window, mine(p.person_id))))
     pairs = paid.group_by(pid, p.bank_account).subquery("pairs")
     sized = select(pairs.c.pid, func.count().over(partition_by=pairs.c.bank_account).label("people")) \
@@ -329,15 +337,15 @@ def _people_sharing_accounts(conn: Connection, people: pd.Index, in_window) -> p
 # ---------------------------------------------------------------- certification
 
 
-def _days_since_certification(conn: Connection, index: pd.Index, as_of: date, county: str | None,
-                              mine) -> pd.Series:
+def _days_since_certification(conn: Connection, index: pd.Index, as_of: date,
+                              counties: Sequence[str] | None, mine) -> pd.Series:
     """Days from the latest certification on or before as_of (the recipients row, any delivered
     last_certified_on, a certification card event); with none on record, from the first day of the
     first paid recurring period (as contract §4 counts); NaN (neutral later) with neither."""
     r, c, e = recipient.c, certification.c, card_event.c
     sources = union_all(
         select(r.person_id.label("pid"), r.last_certified_on.label("day"))
-        .where(r.last_certified_on <= as_of, _in_county(county)),
+        .where(r.last_certified_on <= as_of, _in_county(counties)),
         select(person_key(c.person_id), c.certified_on).where(c.certified_on <= as_of, mine(c.person_id)),
         select(person_key(e.person_id), e.occurred_on)
         .where(e.event_type == "certification", e.occurred_on <= as_of, mine(e.person_id)),

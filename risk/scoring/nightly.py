@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 
@@ -46,17 +47,19 @@ def candidates_per_part(people: int, budget: float) -> int:
     return max(1, math.ceil(budget * people)) if people else 0
 
 
-def score_county(conn: Connection, settings: Settings, registered: Registered, as_of: date, county: str | None,
-                 k: int, window_days: int = DEFAULT_WINDOW_DAYS, features: pd.DataFrame | None = None) -> int:
-    """Score the recipients of one county (None: the whole city) into `score_part`; the part's K most
-    unusual also keep their reasons and feature values. Returns how many people were scored.
+def score_counties(conn: Connection, settings: Settings, registered: Registered, as_of: date,
+                   counties: Sequence[str] | None, k: int, window_days: int = DEFAULT_WINDOW_DAYS,
+                   features: pd.DataFrame | None = None) -> int:
+    """Score the recipients of a part's counties (None: the whole city) into `score_part` with one load of
+    the model; the part's K most unusual also keep their reasons and feature values. Returns how many
+    people were scored.
 
     Everyone gets a score and `top_features` (the scores export of contract §5), computed as arrays
     (`top_reasons`) and written a slice of people at a time; only the part's K candidates get `Reason`
     objects and the JSON an anomaly alert freezes."""
     model = load_model(settings, registered)
     if features is None:
-        features = compute_features(conn, as_of, window_days, county=county)
+        features = compute_features(conn, as_of, window_days, counties=counties)
     features = features.sort_index()
     missing = [f for f in registered.features if f not in features.columns]
     if missing:
@@ -71,7 +74,7 @@ def score_county(conn: Connection, settings: Settings, registered: Registered, a
     why = dict(zip(candidates.tolist(), reasons.take(candidates).as_lists(names), strict=True))
     people = X.index.astype(str)
     # the part's earlier rows, if any (a retried task; a person who moved county was scored under the old one)
-    conn.execute(delete(score_part).where(part_members(county)(score_part.c.person_id)))
+    conn.execute(delete(score_part).where(part_members(counties)(score_part.c.person_id)))
     for first in range(0, len(X), ROWS_AT_ONCE):
         rows = np.arange(first, min(first + ROWS_AT_ONCE, len(X)))
         part = pd.DataFrame({

@@ -16,15 +16,15 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from warehouses import BOOKKEEPING
+from warehouses import warehouse_rows
 
 from risk.orchestration import (
     DAG_ID,
     DAGS_FOLDER,
     DagRunFailed,
+    RunConfigError,
     child_env,
     describe_dags,
     resolve_run,
@@ -64,7 +64,7 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert nightly["timezone"] == "Asia/Shanghai"
     assert nightly["catchup"] is False
     assert nightly["max_active_runs"] == 1
-    assert {"landing", "db", "until"} <= set(nightly["params"])
+    assert {"landing", "db", "until", "parts"} <= set(nightly["params"])
     tasks = nightly["tasks"]
     assert set(tasks) == {"migrate", "find_pending_days", "load_day", "find_parts", "detect", "start_scoring",
                           "score", "finish_scoring", "quality_report", "send_digests"}
@@ -75,7 +75,7 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     assert tasks["load_day"]["mapped"] and tasks["load_day"]["max_active_tis_per_dagrun"] == 1
     assert tasks["find_pending_days"]["upstream"] == ["migrate"]
     assert tasks["load_day"]["upstream"] == ["find_pending_days"]
-    # detection and scoring run one county per mapped task (scale-out), then the city-wide step
+    # detection and scoring run one group of counties per mapped task (scale-out), then the city-wide step
     assert tasks["find_parts"]["upstream"] == ["load_day"]
     assert tasks["detect"]["mapped"] and tasks["detect"]["upstream"] == ["find_parts"]
     assert tasks["start_scoring"]["upstream"] == ["detect"]
@@ -154,6 +154,10 @@ def test_run_settings_come_from_conf_then_environment(tmp_path: Path) -> None:
     assert (run.landing, run.settings.database_url, run.until) == (tmp_path, "sqlite:///x.db", "2025-04-10")
     # the scheduled run at 02:00 Asia/Shanghai on 2025-05-02 is 18:00 UTC on 2025-05-01
     assert resolve_run({}, datetime(2025, 5, 1, 18, 0, tzinfo=UTC), env=env).until == "2025-05-02"
+    # how many parts detection and scoring split into: the conf's, else RISK_PARTS (default 2)
+    assert from_env.settings.parts == 2 and resolve_run({"parts": 3}, None, env=env).settings.parts == 3
+    with pytest.raises(RunConfigError, match="RISK_PARTS"):
+        resolve_run({"parts": 0}, None, env=env)
 
 
 # -- (c) a dag.test() run loads what `risk run` loads -----------------------------------------------
@@ -267,26 +271,6 @@ def test_escalation_dag_moves_late_alerts_up_and_tells_the_next_level(
     assert result["returned"]["escalate"]["escalated"] == len(logged)
     told = {p.stem for p in outbox.glob("*.txt")}
     assert told & townships, "no township supervisor was told about the escalated alerts"
-
-
-def warehouse_rows(url: str) -> dict[str, list[tuple]]:
-    """Every table's rows (sorted), without bookkeeping columns."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    try:
-        inspector = sa.inspect(engine)
-        tables: dict[str, list[tuple]] = {}
-        with engine.connect() as conn:
-            for name in inspector.get_table_names():
-                columns = [
-                    c["name"] for c in inspector.get_columns(name) if not BOOKKEEPING.search(c["name"])
-                ]
-                query: Any = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(name))
-                tables[name] = sorted((tuple(row) for row in conn.execute(query)), key=repr)
-        return tables
-    finally:
-        engine.dispose()
 
 
 # -- (d) operators are told about failures ----------------------------------------------------------

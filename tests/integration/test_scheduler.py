@@ -9,37 +9,23 @@ started is gone afterwards, whatever happened.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from nightly_runs import DAYS, UNTIL, reference_run, sample_landing
 from warehouses import pg_database
 
 from risk.orchestration import DAG_ID
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow]
 
-SAMPLE_LANDING = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "sample" / "landing"
-DAYS = ["2025-03-01", "2025-03-10", "2025-04-01", "2025-04-10"]
-UNTIL = "2025-04-10"
 RUN_TIMEOUT = 420.0  # seconds; the run takes about a minute under dag.test()
 
 
 @pytest.fixture
 def landing(tmp_path: Path) -> Path:
-    if not SAMPLE_LANDING.is_dir():
-        pytest.skip(f"the contract sample is not at {SAMPLE_LANDING}")
-    folder = tmp_path / "landing"
-    for day in DAYS:
-        shutil.copytree(SAMPLE_LANDING / day, folder / day)
-    return folder
+    return sample_landing(tmp_path / "landing")
 
 
 def test_scheduler_runs_the_nightly_dag_triggered_through_the_rest_api(landing: Path, tmp_path: Path) -> None:
@@ -114,38 +100,3 @@ def _alerts(url: str) -> list[dict]:
     with gateway.transaction(url) as conn:
         return alerts.export_rows(conn)
 
-
-REFERENCE = """
-import sys
-from risk import pipeline
-from risk.settings import Settings
-db, var_dir, landing, until = sys.argv[1:]
-pipeline.run(Settings.load(db=db, var_dir=var_dir), landing, until=until, send_digests=False)
-"""
-
-
-class _Reference:
-    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
-        self.proc, self.log = proc, log
-
-    def finish(self, timeout: float = 300.0) -> None:
-        code = self.proc.wait(timeout=timeout)
-        assert code == 0, f"the reference run failed ({code}):\n{self.log.read_text(errors='replace')[-3000:]}"
-
-
-@contextlib.contextmanager
-def reference_run(landing: Path, url: str, var_dir: Path) -> Iterator[_Reference]:
-    """`risk.pipeline.run(…, send_digests=False)` in a child process; killed if still running at the end."""
-    log = var_dir.parent / "reference-run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", REFERENCE, url, str(var_dir), str(landing), UNTIL],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        yield _Reference(proc, log)
-    finally:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

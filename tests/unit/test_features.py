@@ -332,7 +332,7 @@ def test_a_county_gets_the_rows_the_city_gets(db_url):
     w.load(db_url)
     with gateway.transaction(db_url) as conn:
         city = compute_features(conn, AS_OF, 90)
-        parts = [compute_features(conn, AS_OF, 90, county=c) for c in (HOME_COUNTY[:6], OTHER_VILLAGE[:6])]
+        parts = [compute_features(conn, AS_OF, 90, counties=[c]) for c in (HOME_COUNTY[:6], OTHER_VILLAGE[:6])]
     assert [len(part) for part in parts] == [1, 2]
     pd.testing.assert_frame_equal(pd.concat(parts).sort_index(), city, check_exact=True)
     assert city.loc[home, "account_people"] == 3  # the other two live in the other county

@@ -132,7 +132,8 @@ def nightly(c: City, url: str, county_by_county: bool = False) -> dict:
     for day in [d for d in c.days if d not in delivery.loaded_days(s)]:
         c.load(url, [day])
         if county_by_county:
-            summary = {county: pipeline.detect(s, county=county) for county in pipeline.detection_parts(s)}
+            parts = pipeline.detection_parts(s, groups=100)  # one county each
+            summary = {part[0]: pipeline.detect(s, part=part) for part in parts}
         else:
             summary = pipeline.detect(s)
         assert_nothing_left_to_find(url, day)
@@ -393,9 +394,9 @@ def test_parts_of_a_first_detection_run_at_once_take_turns_for_the_city_wide_ste
     with warehouse("postgres", tmp_path) as url:
         c.load(url)
         s = c.settings(url)
-        parts = pipeline.detection_parts(s)
+        parts = pipeline.detection_parts(s, groups=100)  # one county each
         with ThreadPoolExecutor(len(parts)) as pool:
-            summaries = list(pool.map(lambda county: pipeline.detect(s, county=county), parts))
+            summaries = list(pool.map(lambda part: pipeline.detect(s, part=part), parts))
         city_wide = [x for x in summaries if x["rules"]["deceased_payment"]["people"] == "all"]
         assert len(city_wide) == 1, "exactly one part ran the city-wide step"
         assert len(live(url)) == 6

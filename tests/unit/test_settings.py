@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from risk.errors import ConfigError
-from risk.settings import DEFAULT_SLA_DAYS, Settings, parse_sla_days
+from risk.settings import DEFAULT_SLA_DAYS, Settings, parse_parts, parse_sla_days
 
 
 def test_sla_days_default_to_the_issue_s_three_seven_fourteen() -> None:
@@ -31,6 +31,15 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert s.sla_days["medium"] == 5 and s.outbox == tmp_path / "box"
     assert s.base_url == "https://risk.example.gov.cn"
     assert Settings.load(db="sqlite://", var_dir=tmp_path, outbox=tmp_path / "x").outbox == tmp_path / "x"
+
+
+def test_a_night_splits_into_two_parts_unless_risk_parts_says_otherwise(monkeypatch, tmp_path) -> None:
+    assert Settings.load(db="sqlite://", var_dir=tmp_path).parts == 2 == parse_parts("") == parse_parts(None)
+    monkeypatch.setenv("RISK_PARTS", " 4 ")
+    assert Settings.load(db="sqlite://", var_dir=tmp_path).parts == 4
+    for wrong in ("0", "-1", "two"):
+        with pytest.raises(ConfigError, match=f"RISK_PARTS .* got '{wrong}'"):
+            parse_parts(wrong)
 
 
 def test_risk_home_points_an_installed_package_at_its_rules_and_suites(tmp_path) -> None:
