@@ -2,8 +2,8 @@
 broker, PostgreSQL for Airflow's metadata, Celery's results and the warehouse), started natively by
 risk.airflow_services beside the api-server, scheduler and dag-processor.
 
-The run is triggered through the REST API; every task must succeed, both workers must have run tasks, each
-scoring task (one per part: each loads the model once) on a worker of its own, and the warehouse must hold
+The run is triggered through the REST API; every task must succeed, both workers must have run tasks, one
+scoring task per part (each loads the model once for its counties), and the warehouse must hold
 exactly what `risk run` makes of the same landing, table by table, and the same digests. Every process
 started is gone afterwards.
 """
@@ -76,12 +76,13 @@ def test_two_celery_workers_share_the_night_and_leave_what_risk_run_leaves(
         assert sorted(n for n in states if n.startswith(("detect[", "score["))) == [
             "detect[0]", "detect[1]", "score[0]", "score[1]"]
 
-        # which worker ran what, as Airflow recorded it: both took tasks, and the two scoring tasks (each
-        # loading the model once for its counties) ran one on each worker
+        # which worker ran what, as Airflow recorded it: both took tasks. Which worker takes which scoring task
+        # is the broker's choice (a worker still closing its last task leaves both to the other), so only
+        # that each part ran on one of the two workers is asserted; benchmarks.workers measures the speed-up
         ran_on = Counter(ti["hostname"] for ti in result.task_instances)
         assert set(ran_on) == set(names) == set(workers.names), ran_on
-        scoring = Counter(ti["hostname"] for ti in result.task_instances if ti["task_id"] == "score")
-        assert scoring == Counter({name: 1 for name in names}), scoring
+        scoring = [ti["hostname"] for ti in result.task_instances if ti["task_id"] == "score"]
+        assert len(scoring) == 2 and set(scoring) <= set(names), scoring
         parts = [ti["rendered_map_index"] for ti in result.task_instances if ti["task_id"] == "score"]
         counties = [c for part in parts for c in part.split()]
         assert len(counties) == len(set(counties)) > 2, parts  # every county once, several in a part
