@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.ingest [--people 100000] [--months 12] [--seed 1] [--million] [--no-pg]
     .venv/bin/python -m benchmarks.ingest --landing ../shared/spec/sample/landing
+    .venv/bin/python -m benchmarks.ingest --million --night-only   # the next night again, from a --keep run
 
 A benchmark, not a test. It generates the city once (var/bench/city-N-M-S), then, in one command so that a
 noisy machine slows every column alike:
@@ -14,6 +15,10 @@ The yardstick (benchmarks/yardstick.py: a plain DuckDB script on one thread that
 applies contract §4) runs the same two steps; it keeps nothing between runs, so its next night reads and
 judges everything again. Each cell: wall time, rows per second (rows of the days loaded), and the peak
 resident memory of the process tree (for PostgreSQL the client's; the server is shared).
+
+With --keep the warehouses are kept, and so is a copy of each as the backfill left it (bench-N-backfill.db
+with its var folder, the PostgreSQL database risk_bench_N_backfill): --night-only then measures the next
+night again from that copy, without the backfill (a million-person backfill takes the better part of an hour).
 """
 from __future__ import annotations
 
@@ -131,6 +136,33 @@ def fresh_pg(name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
+def backfilled(name: str, url: str, var: Path, save: bool) -> str:
+    """Save (save=True) or restore the warehouse and var folder as the backfill left them; the URL to use."""
+    from sqlalchemy import create_engine, text
+
+    copy_var = var.with_name(var.name + "-backfill")
+    src, dst = (var, copy_var) if save else (copy_var, var)
+    if not src.is_dir():
+        sys.exit(f"no kept backfill at {src}: run once with --keep first")
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    if name == "SQLite":
+        live = Path(url.removeprefix("sqlite:///"))
+        copy = live.with_name(live.stem + "-backfill.db")
+        a, b = (live, copy) if save else (copy, live)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{b}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(a, b)
+        return url
+    live_db = url.rsplit("/", 1)[1]
+    a, b = (live_db, live_db + "_backfill") if save else (live_db + "_backfill", live_db)
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{b}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{b}" TEMPLATE "{a}"'))
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{live_db}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=100_000)
@@ -140,7 +172,10 @@ def main() -> int:
     ap.add_argument("--landing", type=Path, help="use this landing instead of generating a city")
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
     ap.add_argument("--no-pg", action="store_true", help="leave PostgreSQL out")
-    ap.add_argument("--keep", action="store_true", help="keep the warehouses (SQLite file, PostgreSQL database)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the warehouses (SQLite file, PostgreSQL database) and a copy as the backfill left them")
+    ap.add_argument("--night-only", action="store_true",
+                    help="measure only the next night again, from the copy a --keep run left")
     a = ap.parse_args()
     people = 1_000_000 if a.million else a.people
     a.work.mkdir(parents=True, exist_ok=True)
@@ -166,12 +201,13 @@ def main() -> int:
 
     results: dict[str, dict[str, Measured]] = {}
     print("DuckDB (1 thread) …", flush=True)
-    s, p = duckdb(landing, before)
-    results["DuckDB"] = {"backfill": Measured(s, p, backfill_rows)}
+    results["DuckDB"] = {}
+    if not a.night_only:
+        s, p = duckdb(landing, before)
+        results["DuckDB"]["backfill"] = Measured(s, p, backfill_rows)
     s, p = duckdb(landing, None)
     results["DuckDB"]["next"] = Measured(s, p, night_rows)
-    print(f"  backfill {results['DuckDB']['backfill'].cell()}; next night (reads all again) "
-          f"{results['DuckDB']['next'].cell()}", flush=True)
+    print("  " + "; ".join(f"{step} {m.cell()}" for step, m in results["DuckDB"].items()), flush=True)
 
     # warehouses named by the city's size: a 100,000-person run leaves a million-person one alone
     sqlite_file, pg_name = a.work / f"bench-{people}.db", f"risk_bench_{people}"
@@ -179,19 +215,26 @@ def main() -> int:
     if not a.no_pg:
         backends.append(("PostgreSQL", lambda: fresh_pg(pg_name)))
     for name, make_url in backends:
-        if name == "SQLite":
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
         var = a.work / f"var-{name.lower()}-{people}"
-        shutil.rmtree(var, ignore_errors=True)
-        url = make_url()
         print(f"risk run on {name} …", flush=True)
-        s, p = risk_run(landing, url, var, before)
-        results[name] = {"backfill": Measured(s, p, backfill_rows)}
+        results[name] = {}
+        if a.night_only:
+            url = backfilled(name, f"sqlite:///{sqlite_file}" if name == "SQLite"
+                             else PG_ADMIN.rsplit("/", 1)[0] + f"/{pg_name}", var, save=False)
+        else:
+            if name == "SQLite":
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
+            shutil.rmtree(var, ignore_errors=True)
+            url = make_url()
+            s, p = risk_run(landing, url, var, before)
+            results[name]["backfill"] = Measured(s, p, backfill_rows)
+            if a.keep:
+                backfilled(name, url, var, save=True)
         s, p = risk_run(landing, url, var, None)
         results[name]["next"] = Measured(s, p, night_rows)
-        print(f"  backfill {results[name]['backfill'].cell(results['DuckDB']['backfill'])}; "
-              f"next night {results[name]['next'].cell()}", flush=True)
+        print("  " + "; ".join(f"{step} {m.cell(results['DuckDB'].get(step) if step == 'backfill' else None)}"
+                               for step, m in results[name].items()), flush=True)
         if not a.keep and name == "PostgreSQL":
             from sqlalchemy import create_engine, text
 
@@ -205,11 +248,13 @@ def main() -> int:
     print("| | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     duck = results["DuckDB"]
-    print("| backfill | " + " | ".join(results[n]["backfill"].cell(None if n == "DuckDB" else duck["backfill"])
-                                       for n in names) + " |")
+    if not a.night_only:
+        print("| backfill | " + " | ".join(results[n]["backfill"].cell(None if n == "DuckDB" else duck["backfill"])
+                                           for n in names) + " |")
     print("| next night | " + " | ".join(results[n]["next"].cell() for n in names) + " |")
-    print("| next night ÷ backfill | " + " | ".join(
-        f"{results[n]['next'].seconds / results[n]['backfill'].seconds:.2f}" for n in names) + " |")
+    if not a.night_only:
+        print("| next night ÷ backfill | " + " | ".join(
+            f"{results[n]['next'].seconds / results[n]['backfill'].seconds:.2f}" for n in names) + " |")
     return 0
 
 
