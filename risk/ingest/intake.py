@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import struct
+import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Connection, select
 
 from risk import memory
@@ -52,6 +56,7 @@ class Checked:
     seconds: dict[str, float] = field(default_factory=dict)  # read, validate
     rows: pd.DataFrame | None = None  # the table rows (`keys.typed_rows`), when typed ahead
     path: str = ""
+    rows_file: str = ""  # the table rows as an Arrow file, when typed ahead in the worker process
 
 
 def context_of(conn: Connection, day: str) -> checks.Context:
@@ -133,13 +138,17 @@ class Intake:
     """The self-contained facts of several pending days, checked ahead in batches (see the module's
     docstring) by a thread of their own, ahead of the loader: reading, checking and typing the next files
     overlaps with storing this one (Arrow, NumPy and SQLite release the interpreter's lock while they work).
-    It runs ahead by at most `AHEAD_ROWS` rows unless the loader waits for one. `take(day, source)` gives a
-    file's result once; files it does not hold are checked by the caller when their day is loaded.
+    It runs ahead by at most `AHEAD_ROWS` rows unless the loader waits for one. A load big enough checks in
+    a worker process, which leaves the typed rows in files of a spool folder of its own: what is checked
+    ahead waits on disk, not in memory. `take(day, source)` gives a file's result once, its rows read back;
+    files it does not hold are checked by the caller when their day is loaded.
     `close()` (or leaving the `with` block) stops the thread."""
 
     def __init__(self, landing: str | Path, days: list[str], batch_bytes: int | None = None,
-                 parallel: bool | None = None):
+                 parallel: bool | None = None, suite_rows: int | None = None):
         self.batch_bytes = batch_bytes or BATCH_BYTES
+        self.suite_rows = suite_rows or SUITE_ROWS  # passed on: the worker process does not see a changed default
+        self.spool: Path | None = None  # where the worker leaves typed rows (a folder of this load's own)
         self.waiting: dict[str, list[tuple[str, Path]]] = {name: [] for name in SELF_CONTAINED}
         self.plan: list[tuple[str, str]] = []  # (day, source) in the order the loader asks for them
         for day in days:
@@ -174,6 +183,8 @@ class Intake:
             self.thread.join()
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
     def _check(self, source: Source, batch: list[tuple[str, Path]]) -> list[Checked]:
         """In the worker process when there is one (started for a load big enough to pay its start), else
@@ -182,18 +193,20 @@ class Intake:
         if self.parallel and self.executor is None:
             try:
                 self.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self.spool = Path(tempfile.mkdtemp(prefix="risk-intake-"))
             except (AssertionError, OSError) as e:
                 log.info("checking ahead in this process: no worker process (%s)", e)
                 self.parallel = False
         if self.executor is not None:
             try:
-                return self.executor.submit(checked_in_worker, source, batch).result()
+                return self.executor.submit(checked_in_worker, source, batch, self.spool,
+                                            self.suite_rows).result()
             except BrokenProcessPool as e:  # the worker died (killed for memory, say): its batch is done here
                 log.warning("检查进程意外退出，改在本进程检查 / the checking worker stopped (%s): checking in "
                             "this process from now on", e)
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 self.executor, self.parallel = None, False
-        return check_batch(source, batch, typed=True)
+        return check_batch(source, batch, typed=True, suite_rows=self.suite_rows)
 
     def text_bytes(self, source_name: str) -> int:
         """The size, as text, of the files of `source_name` to load."""
@@ -215,7 +228,7 @@ class Intake:
             self.changed.notify_all()
         if isinstance(result, BaseException):
             raise result
-        return result
+        return spooled_rows(result) if result is not None else None
 
     def _ahead_rows(self) -> int:
         return sum(c.rows_read for c in self.ready.values() if isinstance(c, Checked))
@@ -254,50 +267,72 @@ AHEAD_ROWS = 500_000  # rows checked ahead and not yet loaded, at most (unless t
 PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (seconds to start: it imports GX)
 
 
-def checked_in_worker(source: Source, files: list[tuple[str, Path]]) -> list[Checked]:
-    """`check_batch` in the worker process, whose freed memory then goes back to the system: the frames a
-    batch needed are not carried into the next one (the worker's peak stays one batch's)."""
-    results = check_batch(source, files, typed=True)
+def checked_in_worker(source: Source, files: list[tuple[str, Path]], spool: Path,
+                      suite_rows: int | None = None) -> list[Checked]:
+    """`check_batch` in the worker process. The typed rows go to files in `spool` (`Checked.rows_file`)
+    rather than back through the pipe, which would hold them twice on each side (the objects and their
+    pickled bytes); the loader reads each when it stores it. The worker's freed memory then goes back to
+    the system: the frames a batch needed are not carried into the next one."""
+    results = check_batch(source, files, typed=True, spool=spool, suite_rows=suite_rows)
     memory.release()
     return results
 
 
-def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = False) -> list[Checked]:
-    """Read and check files of one self-contained source (each with its delivery day) in one suite run;
-    `typed`: also turn the good rows into table rows (`Checked.rows`), leaving the checked frame."""
+def spooled_rows(checked: Checked) -> Checked:
+    """`checked` with the typed rows its worker spooled read back (`rows`), the file removed."""
+    if checked.rows_file:
+        path = Path(checked.rows_file)
+        with pa.OSFile(str(path), "rb") as f:
+            table = pa.ipc.open_file(f).read_all()
+        checked.rows = table.to_pandas()
+        del table
+        path.unlink(missing_ok=True)
+        checked.rows_file = ""
+    return checked
+
+
+SUITE_ROWS = 400_000  # rows in one suite run at most: a month of card events (1.8 million rows at a
+# million people) is checked in slices, so the frames Great Expectations builds stay a slice's
+
+
+def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = False, spool: Path | None = None,
+                suite_rows: int | None = None) -> list[Checked]:
+    """Read and check files of one self-contained source (each with its delivery day): small files together
+    in one suite run, a big one in slices of at most `suite_rows` rows (every check looks at one row, so
+    the slices' verdicts are the whole file's). `typed`: also turn the good rows into table rows
+    (`Checked.rows`, or with `spool` an Arrow file there, `Checked.rows_file`), leaving the checked frame."""
     started = time.monotonic()
+    limit = suite_rows or SUITE_ROWS
     results: list[Checked] = []
-    frames: list[pd.DataFrame] = []
-    derived: list[pd.DataFrame] = []
+    reads: list[tuple[int, pd.DataFrame]] = []
     for day, path in files:
         checked, read = _read(source, path, day)
         results.append(checked)
         if read is not None:
-            context = checks.Context(villages=frozenset(), regions={}, today=date.fromisoformat(day))
-            frames.append(read.frame.assign(_file=len(results) - 1))
-            derived.append(checks.derive(source, read.frame, context))
+            reads.append((len(results) - 1, read.frame))
     t_read = time.monotonic()
-    if frames:
-        frame = pd.concat(frames, ignore_index=True)
-        checked_all = pd.concat(derived, ignore_index=True)
-        _, failures, _ = checks.run_suite(source, checked_all)
-        reasons = checks.reasons_by_row(failures, checked_all, SENSITIVE)
-        owner = frame["_file"].to_numpy()
-        for i, checked in enumerate(results):
-            if checked.rejected_whole:
-                continue
-            mine = owner == i
-            rows = frame.index[mine]
-            first = int(rows[0]) if len(rows) else 0
-            part = frame[mine].drop(columns="_file").reset_index(drop=True)
-            part_checked = checked_all[mine].reset_index(drop=True)
-            part_reasons = {pos - first: why for pos, why in reasons.items() if owner[pos] == i}
-            accepted, invalid = _split(source, part, part_checked, part_reasons)
-            checked.rejections += invalid
+    done: dict[int, list[pd.DataFrame]] = {i: [] for i, _ in reads}
+    run: list[tuple[int, pd.DataFrame]] = []
+    for i, frame in reads:
+        for start in range(0, max(len(frame), 1), limit):
+            run.append((i, frame.iloc[start:start + limit]))
+            if sum(len(piece) for _, piece in run) >= limit:
+                _check_run(source, results, run, done, typed)
+                run = []
+    if run:
+        _check_run(source, results, run, done, typed)
+    del reads
+    for i, parts in done.items():
+        checked = results[i]
+        if typed and spool is not None:
+            checked.rows_file = _spool(parts, spool)
+        elif parts:
+            whole = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
             if typed:
-                checked.rows = typed_rows(source, accepted, checked.day, checked.label)
+                checked.rows = whole
             else:
-                checked.accepted = accepted
+                checked.accepted = whole
+        parts.clear()
     # the batch's time, shared by rows
     total = sum(c.rows_read for c in results) or 1
     t_done = time.monotonic()
@@ -307,3 +342,42 @@ def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = Fal
     if len(files) > 1:
         log.debug("checked %d %s files in one batch (%.1f s)", len(files), source.name, t_done - started)
     return results
+
+
+def _check_run(source: Source, results: list[Checked], run: list[tuple[int, pd.DataFrame]],
+               done: dict[int, list[pd.DataFrame]], typed: bool) -> None:
+    """One suite run over pieces of files (`run`: result index, rows); each piece's passing rows (typed
+    with `typed`) are appended to `done[index]`, its rejections to its result."""
+    pieces = [piece.reset_index(drop=True) for _, piece in run]
+    derived = [checks.derive(source, piece, checks.Context(
+        villages=frozenset(), regions={}, today=date.fromisoformat(results[i].day))) for (i, _), piece in zip(
+        run, pieces, strict=True)]
+    checked_all = derived[0] if len(derived) == 1 else pd.concat(derived, ignore_index=True)
+    _, failures, _ = checks.run_suite(source, checked_all)
+    reasons = checks.reasons_by_row(failures, checked_all, SENSITIVE)
+    first = 0
+    for (i, _), piece, piece_checked in zip(run, pieces, derived, strict=True):
+        last = first + len(piece)
+        mine = {pos - first: why for pos, why in reasons.items() if first <= pos < last}
+        accepted, invalid = _split(source, piece, piece_checked, mine)
+        results[i].rejections += invalid
+        done[i].append(typed_rows(source, accepted, results[i].day, results[i].label) if typed else accepted)
+        first = last
+
+
+def _spool(parts: list[pd.DataFrame], spool: Path) -> str:
+    """Write a file's typed rows (in parts) to one Arrow file in `spool`; its path."""
+    fd, name = tempfile.mkstemp(suffix=".arrow", dir=spool)
+    os.close(fd)
+    schema = None
+    with pa.OSFile(name, "wb") as sink:
+        writer = None
+        for part in parts:
+            table = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+            if writer is None:
+                schema = table.schema
+                writer = pa.ipc.new_file(sink, schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+    return name

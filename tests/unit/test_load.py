@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from helpers import (
     COLUMNS,
@@ -512,8 +513,8 @@ def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatc
     monkeypatch.setattr(intake, "PARALLEL_BYTES", 2**62)  # checked ahead in this process, where the spies are
     batches: list[int] = []
     check_batch = intake.check_batch
-    monkeypatch.setattr(intake, "check_batch", lambda source, files, typed=False: batches.append(len(files)) or
-                        check_batch(source, files, typed))
+    monkeypatch.setattr(intake, "check_batch", lambda source, files, typed=False, **kw: batches.append(len(files))
+                        or check_batch(source, files, typed, **kw))
     set_aside: list[str] = []
     indexes_set_aside = gateway.indexes_set_aside
     monkeypatch.setattr(gateway, "indexes_set_aside", lambda url, ts: set_aside.extend(t.name for t in ts) or
@@ -533,20 +534,47 @@ def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatc
 
 
 def test_checking_ahead_in_a_worker_process_gives_the_same_warehouse(backend, monkeypatch) -> None:
-    """A load big enough checks the self-contained facts in a process of its own, beside the one storing."""
+    """A load big enough checks the self-contained facts in a process of its own, beside the one storing, a
+    big file in slices (here of 7 rows, so that rejected rows fall in several), and hands the typed rows
+    over in files that are gone when the load is."""
     monkeypatch.setattr(intake, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(intake, "SUITE_ROWS", 7)
     url = backend["fresh"]("worker-process")
     s = settings(url, backend["folder"])
     pipeline.prepare(s)
     with intake.Intake(backend["landing"], ALL_DAYS) as ahead:
-        assert ahead.parallel
+        assert ahead.parallel and ahead.suite_rows == 7
+    spools: list[Path] = []
+    close = intake.Intake.close
+    monkeypatch.setattr(intake.Intake, "close", lambda self: spools.append(self.spool) or close(self))
     delivery.load_days(s, backend["landing"], ALL_DAYS)
+    assert spools and all(p is not None and not p.exists() for p in spools), spools
     got = snapshot(url)
     assert got == backend["reference"], diff_snapshots(backend["reference"], got)
     assert_balanced(url)
 
 
-def _dies_in_a_worker(source, batch):
+def test_a_big_file_checked_in_slices_gets_the_verdicts_of_the_whole(sample_landing: Path, tmp_path: Path) -> None:
+    """Slices of 1,000 rows (two months of card events with rejected rows, each file several slices) pass and
+    reject exactly the rows one suite run over both files does, in the same order, typed the same, whether
+    the rows stay in memory or go to the spool the worker process leaves them in."""
+    from risk.contract import BY_NAME
+
+    source = BY_NAME["card_events"]
+    files = [(day, sample_landing / day / "card_events.csv.gz") for day in ("2025-11-01", "2025-12-01")]
+    whole = intake.check_batch(source, files, typed=True, suite_rows=10**9)
+    assert all(c.rows_read > 3_000 and c.rejections for c in whole), [(c.rows_read, len(c.rejections)) for c in whole]
+    for spool in (None, tmp_path):
+        sliced = intake.check_batch(source, files, typed=True, suite_rows=1_000, spool=spool)
+        assert all(bool(c.rows_file) == (spool is not None) for c in sliced)
+        for got, want in zip(sliced, whole, strict=True):
+            assert got.rejections == want.rejections
+            pd.testing.assert_frame_equal(intake.spooled_rows(got).rows, want.rows)
+            assert not got.rows_file
+    assert list(tmp_path.iterdir()) == []  # each spooled file is gone once read
+
+
+def _dies_in_a_worker(source, batch, *rest):
     """The worker process's task, which ends its process at once (as the kernel ends one out of memory)."""
     assert multiprocessing.parent_process() is not None
     os._exit(9)
