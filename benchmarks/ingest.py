@@ -14,7 +14,8 @@ noisy machine slows every column alike:
 The yardstick (benchmarks/yardstick.py: a plain DuckDB script on one thread that reads the same files and
 applies contract §4) runs the same two steps; it keeps nothing between runs, so its next night reads and
 judges everything again. Each cell: wall time, rows per second (rows of the days loaded), and the peak
-resident memory of the process tree (for PostgreSQL the client's; the server is shared).
+resident memory of the process tree (for PostgreSQL the client's; the server is shared). What each
+`risk run` printed (its steps and their seconds) is kept in <work>/logs.
 
 With --keep the warehouses are kept, and so is a copy of each as the backfill left it (bench-N-backfill.db
 with its var folder, the PostgreSQL database risk_bench_N_backfill): --night-only then measures the next
@@ -52,8 +53,9 @@ class Measured:
         return f"{self.seconds:,.1f} s · {rate:,.0f} rows/s · {self.peak_mib:,.0f} MiB{ratio}"
 
 
-def measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MiB of the process tree, standard output); exits on failure."""
+def measured(cmd: list[str], env: dict | None = None, log: Path | None = None) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS MiB of the process tree, standard output); exits on failure. `log`: the
+    command's standard output and error are written there too (risk run's steps and seconds)."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0.0
@@ -78,6 +80,9 @@ def measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, str
     out, err = proc.communicate()
     stop.set()
     t.join()
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"$ {' '.join(cmd)}\n{out}\n{err}", encoding="utf-8")
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{err[-3000:]}")
     return time.monotonic() - started, peak, out
@@ -119,10 +124,10 @@ def duckdb(landing: Path, until: str | None) -> tuple[float, float]:
     return seconds, peak
 
 
-def risk_run(landing: Path, db_url: str, var: Path, until: str | None) -> tuple[float, float]:
+def risk_run(landing: Path, db_url: str, var: Path, until: str | None, log: Path | None = None) -> tuple[float, float]:
     env = {**os.environ, "RISK_VAR_DIR": str(var)}
     cmd = [str(RISK), "run", "--landing", str(landing), "--db", db_url, "--outbox", str(var / "outbox")]
-    seconds, peak, _ = measured(cmd + (["--until", until] if until else []), env)
+    seconds, peak, _ = measured(cmd + (["--until", until] if until else []), env, log)
     return seconds, peak
 
 
@@ -227,11 +232,11 @@ def main() -> int:
                     Path(f"{sqlite_file}{suffix}").unlink(missing_ok=True)
             shutil.rmtree(var, ignore_errors=True)
             url = make_url()
-            s, p = risk_run(landing, url, var, before)
+            s, p = risk_run(landing, url, var, before, a.work / "logs" / f"{name.lower()}-{people}-backfill.log")
             results[name]["backfill"] = Measured(s, p, backfill_rows)
             if a.keep:
                 backfilled(name, url, var, save=True)
-        s, p = risk_run(landing, url, var, None)
+        s, p = risk_run(landing, url, var, None, a.work / "logs" / f"{name.lower()}-{people}-next.log")
         results[name]["next"] = Measured(s, p, night_rows)
         print("  " + "; ".join(f"{step} {m.cell(results['DuckDB'].get(step) if step == 'backfill' else None)}"
                                for step, m in results[name].items()), flush=True)
