@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -572,6 +573,41 @@ def test_a_big_file_checked_in_slices_gets_the_verdicts_of_the_whole(sample_land
             pd.testing.assert_frame_equal(intake.spooled_rows(got).rows, want.rows)
             assert not got.rows_file
     assert list(tmp_path.iterdir()) == []  # each spooled file is gone once read
+
+
+LOADER_KILLED = """
+import sys, time
+from risk.ingest import intake
+days = sys.argv[2:]
+with intake.Intake(sys.argv[1], days, parallel=True, suite_rows=50) as ahead:
+    ahead.take(days[0], intake.BY_NAME["card_events"])
+    print(*ahead.executor._processes, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_the_checking_worker_ends_when_the_loading_process_is_killed(sample_landing: Path) -> None:
+    """A loader killed (a task's timeout, the kernel short of memory) takes its checking worker with it
+    within seconds, instead of leaving it checking, and holding memory, for no one."""
+    import psutil
+
+    days = ["2025-11-01", "2025-12-01"]
+    loader = subprocess.Popen([sys.executable, "-c", LOADER_KILLED, str(sample_landing), *days],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        worker = psutil.Process(int(loader.stdout.readline()))
+        assert worker.is_running() and worker.ppid() == loader.pid
+        loader.kill()
+        loader.wait(timeout=10)
+        try:
+            worker.wait(timeout=10)  # reaped by whoever adopted it; gone either way
+        except psutil.TimeoutExpired:
+            pytest.fail(f"the checking worker {worker.pid} outlived its loader by 10 s")
+        except psutil.NoSuchProcess:
+            pass
+        assert not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+    finally:
+        loader.kill()
 
 
 def _dies_in_a_worker(source, batch, *rest):
