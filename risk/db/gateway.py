@@ -291,13 +291,22 @@ def insert_new(conn: Connection, table: Table, key: str, frame: pd.DataFrame) ->
     """Insert the rows of `frame` (one delivered file's: one delivery day and file, distinct keys and lines)
     whose `key` the table does not hold yet; return which rows went in (booleans on frame's index).
 
-    SQLite lets the key's own index turn the others away (ON CONFLICT DO NOTHING), which spares looking
-    every key up first, and finds which went in through the delivery-day index only when some did not;
-    PostgreSQL looks the keys up (one join) and COPYs the new rows."""
+    Either lets the key's own index turn the others away, which spares looking every key up first: SQLite
+    row by row (ON CONFLICT DO NOTHING), finding which went in through the delivery-day index only when
+    some did not; PostgreSQL COPYs the whole file, and only when the key refuses a row (the COPY then
+    stops, undone to a savepoint) looks the keys up in one join and COPYs the new rows."""
     if frame.empty:
         return pd.Series([], index=frame.index, dtype=bool)
     cols = [c.name for c in table.columns if c.name in frame.columns]
     if is_postgres(conn):
+        import psycopg
+
+        try:
+            with conn.begin_nested():
+                _copy(conn, table, frame[cols])
+            return pd.Series(True, index=frame.index)
+        except psycopg.errors.UniqueViolation:
+            pass
         held = keys_present(conn, table, key, frame[key], [])
         new = ~frame[key].astype("str").isin(set(held[key]))
         _copy(conn, table, frame.loc[new, cols])
