@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
-from risk import memory, privacy
+from risk import memory, privacy, worker
 from risk.db import gateway
 from risk.db.tables import FACT_TABLES, delivery
 from risk.errors import InputError
@@ -203,16 +203,24 @@ def finish_scoring(settings: Settings, plan: dict) -> dict:
     return {**result, "trained_first_model": plan["trained_first_model"]}
 
 
-def score(settings: Settings, as_of: str | None = None) -> dict:
-    """Score everyone's recent behaviour with the current model (a first model is trained when none is
-    registered yet) and raise `anomaly` alerts for the most unusual people: the split night's three steps
-    with the whole city as one part. The city's features are computed once, also on the night that trains
-    the first model on them."""
+def city_features(database_url: str, as_of: str | None, window_days: int) -> pd.DataFrame | None:
+    """The city's behaviour features on the window ending at the newest loaded day (≤ as_of), read without
+    the write lock; None when nothing is loaded. `risk run` computes them in a worker process while the
+    rules run (they read facts only, never alerts)."""
     from risk.scoring.features import compute_features
 
-    with gateway.reading(settings.database_url) as conn:
+    with gateway.reading(database_url) as conn:
         day = _newest_day(conn, as_of)
-        features = compute_features(conn, date.fromisoformat(day), settings.window_days) if day else None
+        return compute_features(conn, date.fromisoformat(day), window_days) if day else None
+
+
+def score(settings: Settings, as_of: str | None = None, features: pd.DataFrame | None = None) -> dict:
+    """Score everyone's recent behaviour with the current model (a first model is trained when none is
+    registered yet) and raise `anomaly` alerts for the most unusual people: the split night's three steps
+    with the whole city as one part. The city's features (given, else computed here) serve all three,
+    also on the night that trains the first model on them."""
+    if features is None:
+        features = city_features(settings.database_url, as_of, settings.window_days)
     plan = start_scoring(settings, as_of, features=features)
     score_counties(settings, plan, None, features=features)
     return finish_scoring(settings, plan)
@@ -254,6 +262,17 @@ def write_quality_report(settings: Settings) -> str:
         return str(quality.write_report(conn, settings.reports_dir))
 
 
+FEATURES_BESIDE = 50_000  # recipients from which the features are computed beside the rules: a worker
+# process takes a second or two to start, more than a small city's features take
+
+
+def _people(settings: Settings) -> int:
+    from risk.db.tables import recipient
+
+    with gateway.reading(settings.database_url) as conn:
+        return gateway.estimated_rows(conn, recipient)
+
+
 @dataclass
 class RunSummary:
     days: list[dict]
@@ -285,12 +304,15 @@ def run(settings: Settings, landing: str | Path, until: str | None = None,
     done = load_days(settings, landing, days, progress=say)
     lap("load")
     say("检测中 / running the rules …")
-    detection = detect(settings, until)
-    lap("detect")
-    say(f"预警 / alerts: {detection['alerts']:,}（新 new {detection['raised']:,}），"
-        f"涉及金额 / amount at risk: ¥{detection['amount_at_risk']}")
-    say("行为评分中 / scoring behaviour …")
-    scoring = score(settings, until)
+    with worker.Worker() as beside:  # the second core computes a big city's behaviour features meanwhile
+        features = beside.submit(city_features, settings.database_url, until, settings.window_days) \
+            if _people(settings) >= FEATURES_BESIDE else None
+        detection = detect(settings, until)
+        lap("detect")
+        say(f"预警 / alerts: {detection['alerts']:,}（新 new {detection['raised']:,}），"
+            f"涉及金额 / amount at risk: ¥{detection['amount_at_risk']}")
+        say("行为评分中 / scoring behaviour …")
+        scoring = score(settings, until, features=worker.outcome(features, "the behaviour features"))
     lap("score")
     if scoring.get("scored"):
         say(f"评分 / scored {scoring['scored']:,} 人 people with {scoring['model_version']}; "

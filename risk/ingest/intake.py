@@ -9,7 +9,6 @@ when its day is loaded.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import shutil
 import struct
@@ -26,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Connection, select
 
-from risk import memory
+from risk import memory, worker
 from risk.contract import BY_NAME, SOURCES, Source
 from risk.db.tables import region
 from risk.ingest import checks, quality
@@ -192,8 +191,7 @@ class Intake:
         this thread."""
         if self.parallel and self.executor is None:
             try:
-                self.executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=ends_with_loader, initargs=(os.getpid(),))
+                self.executor = worker.start()
                 self.spool = Path(tempfile.mkdtemp(prefix="risk-intake-"))
             except (AssertionError, OSError) as e:
                 log.info("checking ahead in this process: no worker process (%s)", e)
@@ -266,17 +264,6 @@ class Intake:
 AHEAD_ROWS = 500_000  # rows checked ahead and not yet loaded, at most (unless the loader waits for one): a
 # batch or so, which keeps the worker busy while bounding what the loading process holds besides its file
 PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (seconds to start: it imports GX)
-
-
-def ends_with_loader(loader: int, every: float = 1.0) -> None:
-    """In the worker process, first: a thread that ends the process once the loading process `loader` has
-    ended (killed by a timeout or for memory, say), rather than leave it checking for no one."""
-    def watch() -> None:
-        while os.getppid() == loader:
-            time.sleep(every)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="ends-with-loader", daemon=True).start()
 
 
 def checked_in_worker(source: Source, files: list[tuple[str, Path]], spool: Path,

@@ -92,6 +92,8 @@ def register(conn: Connection, settings: Settings, forest: GroupedBehaviourFores
     folder.mkdir(parents=True, exist_ok=True)
     file = f"{version}.skops"
     sha = save(forest, folder / file)
+    _loaded.clear()  # the process that trained the model scores with it as saved, without loading it again
+    _loaded[(str((folder / file).resolve()), sha)] = forest
     train_scores = [float(q) for q in np.quantile(scores, QUANTILES)]
     params = forest.get_params()
     conn.execute(update(model_table).where(model_table.c.status == "current").values(status="retired"))

@@ -222,3 +222,49 @@ def test_drift_index_rises_when_the_scores_shift():
     shifted = np.random.default_rng(2).normal(0.46, 0.03, 5000)
     assert psi(train, same) < 0.05
     assert psi(train, shifted) > 0.25
+
+
+_CITY_FEATURES = pipeline.city_features
+
+
+def _no_features(database_url, as_of, window_days):
+    """In a worker process, ends it at once (as the kernel ends one out of memory); in the main process
+    (doing the dead worker's work) the real computation."""
+    import multiprocessing
+    import os
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(9)
+    return _CITY_FEATURES(database_url, as_of, window_days)
+
+
+@pytest.mark.parametrize("worker", ["beside", "dies"])
+def test_features_computed_beside_the_rules_score_as_computed_after_them(city, tmp_path, monkeypatch, caplog,
+                                                                         worker):
+    """A big city's features are computed in a worker process while the rules run; the scores are the ones
+    the same night gives when they are computed after the rules, also when that process dies."""
+    import logging
+    import shutil
+
+    settings, out = city
+    monkeypatch.setattr(pipeline, "FEATURES_BESIDE", 0)
+    if worker == "dies":
+        monkeypatch.setattr(pipeline, "city_features", _no_features)
+    db = tmp_path / "w.db"
+    shutil.copyfile(out / "w.db", db)
+    again = Settings(database_url=f"sqlite:///{db}", var_dir=settings.var_dir)
+    with gateway.transaction(again.database_url) as conn:  # tonight's scoring, undone: it runs again
+        conn.execute(score.delete())
+    with caplog.at_level(logging.INFO, logger="risk.worker"):
+        pipeline.run(again, out / "landing", send_digests=False)
+    assert ("the worker process stopped" in caplog.text) == (worker == "dies")
+    assert "no worker process" not in caplog.text
+
+    def scores(url):
+        with gateway.transaction(url) as conn:
+            return conn.execute(select(score.c.person_id, score.c.score, score.c.rank, score.c.top_features)
+                                .order_by(score.c.person_id)).all()
+
+    got, want = scores(again.database_url), scores(settings.database_url)
+    assert len(got) == len(want) > 2_000 and got == want
+
