@@ -313,7 +313,8 @@ def _account_people(conn: Connection, start: date, as_of: date, counties: Sequen
     people = per_person["people"].astype(float)
     several = per_person.index[per_person["accounts"] > 1]
     if len(several):
-        people[several] = _people_sharing_accounts(conn, several, in_window)
+        # by label: `people[several] = …` would assign in order, giving each their neighbour's count
+        people.loc[several] = _people_sharing_accounts(conn, several, in_window).reindex(several)
     return people
 
 

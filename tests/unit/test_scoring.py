@@ -268,3 +268,30 @@ def test_features_computed_beside_the_rules_score_as_computed_after_them(city, t
     got, want = scores(again.database_url), scores(settings.database_url)
     assert len(got) == len(want) > 2_000 and got == want
 
+
+
+@pytest.mark.parametrize("order", ["as returned", "reversed"])
+def test_account_people_counts_everyone_paid_into_any_of_a_persons_accounts(city, monkeypatch, order):
+    """account_people, against a count straight from the payments: the people paid in the window into any
+    account the person was paid into. People paid into several accounts are looked up apart, and their
+    counts go to them by person, whatever order the database returns people in (PostgreSQL's plans change
+    it: here every query's rows are also taken in reverse)."""
+    from risk.scoring import features as module
+
+    settings, _ = city
+    if order == "reversed":
+        real = module.frame
+        monkeypatch.setattr(module, "frame", lambda *a, **k: real(*a, **k).iloc[::-1])
+    with gateway.reading(settings.database_url) as conn:
+        as_of = date.fromisoformat(conn.execute(select(func.max(delivery.c.day))).scalar())
+        features = compute_features(conn, as_of, settings.window_days)
+        paid = pd.read_sql("SELECT person_id, bank_account, paid_on FROM payment", conn)
+    start = pd.Timestamp(as_of) - pd.Timedelta(days=settings.window_days)
+    day = pd.to_datetime(paid["paid_on"])
+    pairs = paid[(day > start) & (day <= pd.Timestamp(as_of))][["person_id", "bank_account"]].drop_duplicates()
+    sharing = pairs.merge(pairs, on="bank_account", suffixes=("", "_other"))
+    want = sharing.groupby("person_id")["person_id_other"].nunique().astype(float)
+    several = pairs.groupby("person_id").size()
+    assert (several > 1).sum() >= 3, "the city has too few people paid into several accounts to tell"
+    got = features["account_people"].reindex(want.index)
+    assert got.to_dict() == want.to_dict()
