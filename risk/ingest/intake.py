@@ -200,7 +200,8 @@ class Intake:
             try:
                 return self.executor.submit(checked_in_worker, source, batch, self.spool,
                                             self.suite_rows).result()
-            except BrokenProcessPool as e:  # the worker died (killed for memory, say): its batch is done here
+            except (BrokenProcessPool, AssertionError, OSError) as e:  # the worker died (killed for memory,
+                # say) or could not start (a daemon process may not have children): its batch is done here
                 log.warning("检查进程意外退出，改在本进程检查 / the checking worker stopped (%s): checking in "
                             "this process from now on", e)
                 self.executor.shutdown(wait=False, cancel_futures=True)
@@ -266,7 +267,7 @@ AHEAD_ROWS = 500_000  # rows checked ahead and not yet loaded, at most (unless t
 PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (seconds to start: it imports GX)
 
 
-def checked_in_worker(source: Source, files: list[tuple[str, Path]], spool: Path,
+def checked_in_worker(source: Source, files: list[tuple[str, Path]], spool: Path | None,
                       suite_rows: int | None = None) -> list[Checked]:
     """`check_batch` in the worker process. The typed rows go to files in `spool` (`Checked.rows_file`)
     rather than back through the pipe, which would hold them twice on each side (the objects and their
