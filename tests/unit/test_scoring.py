@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from risk import evaluate, pipeline
 from risk.db import gateway
@@ -255,6 +255,15 @@ def test_features_computed_beside_the_rules_score_as_computed_after_them(city, t
     again = Settings(database_url=f"sqlite:///{db}", var_dir=settings.var_dir)
     with gateway.transaction(again.database_url) as conn:  # tonight's scoring, undone: it runs again
         conn.execute(score.delete())
+    assert pipeline._features_beside(again)  # every rule has run: tonight's detection is incremental
+    with gateway.transaction(again.database_url) as conn:  # a first night, or a new rule: some rule runs whole
+        marks = conn.execute(text("SELECT * FROM detection_mark")).all()
+        conn.execute(text("DELETE FROM detection_mark WHERE rule = 'dual_benefit'"))
+    assert not pipeline._features_beside(again)
+    with gateway.transaction(again.database_url) as conn:
+        conn.execute(text("DELETE FROM detection_mark"))
+        conn.execute(text("INSERT INTO detection_mark VALUES (" + ", ".join(f":c{i}" for i in range(len(marks[0])))
+                          + ")"), [{f"c{i}": v for i, v in enumerate(m)} for m in marks])
     with caplog.at_level(logging.INFO, logger="risk.worker"):
         pipeline.run(again, out / "landing", send_digests=False)
     assert ("the worker process stopped" in caplog.text) == (worker == "dies")
