@@ -266,21 +266,32 @@ FEATURES_BESIDE = 50_000  # recipients from which the features are computed besi
 # process takes a second or two to start, more than a small city's features take
 
 
+FEATURES_BYTES_PER_PERSON = 1_600  # the features' process at a million people: 1,525 MiB (benchmarks.scoring)
+WORKER_BYTES = 400 * 2**20  # a worker process before it holds anyone: the interpreter and the libraries
+
+
 def _features_beside(settings: Settings) -> bool:
     """Whether tonight's features are computed in a worker process while the rules run: for a city big
-    enough to pay the process's start, on a night whose rules all run on the people the new facts touch.
-    Not when some rule runs whole (the first night, a backfill, a new rule): the loading process then
-    still holds much of a bulk load's memory, and at a million people the two together passed 4 GiB
-    (4,503 MiB measured, against 3,125 MiB one after the other)."""
+    enough to pay the process's start, on a night whose rules all run on the people the new facts touch,
+    or else (the first night, a backfill, a new rule: some rule runs whole) when this process and the
+    features' together stay within the memory budget (settings.memory_mib). A whole detection runs right
+    after a bulk load, whose memory this process still partly holds: at a million people the two together
+    reached 4,503 MiB (3,125 MiB one after the other)."""
+    import psutil
+
     from risk import scope
     from risk.db.tables import recipient
     from risk.rules import RULES
 
     with gateway.reading(settings.database_url) as conn:
-        if gateway.estimated_rows(conn, recipient) < FEATURES_BESIDE:
+        people = gateway.estimated_rows(conn, recipient)
+        if people < FEATURES_BESIDE:
             return False
         night = scope.Night.plan(conn, RULES, None)
-    return all(since is not None for since in night.since.values())
+    if all(since is not None for since in night.since.values()):
+        return True
+    needed = psutil.Process().memory_info().rss + WORKER_BYTES + people * FEATURES_BYTES_PER_PERSON
+    return needed <= settings.memory_mib * 2**20
 
 
 @dataclass

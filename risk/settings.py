@@ -65,6 +65,7 @@ class Settings:
     outbox: Path | None = None  # digests are written here instead of being sent
     base_url: str = "http://localhost:8000"  # the web app, for the links in digests
     parts: int = DEFAULT_PARTS  # a night's detection and scoring split into at most this many parts
+    memory_mib: int = 4096  # what a night's processes may hold together (RISK_MEMORY_MIB): decides what runs at once
 
     @property
     def reports_dir(self) -> Path:
@@ -83,4 +84,5 @@ class Settings:
                    sla_days=parse_sla_days(os.environ.get("RISK_SLA_DAYS")),
                    outbox=Path(box).resolve() if box else None,
                    base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"),
-                   parts=parse_parts(os.environ.get("RISK_PARTS")))
+                   parts=parse_parts(os.environ.get("RISK_PARTS")),
+                   memory_mib=int(os.environ.get("RISK_MEMORY_MIB") or "4096"))

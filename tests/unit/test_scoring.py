@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date
 from pathlib import Path
 
@@ -259,7 +259,8 @@ def test_features_computed_beside_the_rules_score_as_computed_after_them(city, t
     with gateway.transaction(again.database_url) as conn:  # a first night, or a new rule: some rule runs whole
         marks = conn.execute(text("SELECT * FROM detection_mark")).all()
         conn.execute(text("DELETE FROM detection_mark WHERE rule = 'dual_benefit'"))
-    assert not pipeline._features_beside(again)
+    # a whole detection runs beside the features only when both fit in the memory budget
+    assert pipeline._features_beside(again) and not pipeline._features_beside(replace(again, memory_mib=100))
     with gateway.transaction(again.database_url) as conn:
         conn.execute(text("DELETE FROM detection_mark"))
         conn.execute(text("INSERT INTO detection_mark VALUES (" + ", ".join(f":c{i}" for i in range(len(marks[0])))
