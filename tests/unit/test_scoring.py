@@ -244,18 +244,20 @@ def test_features_computed_beside_the_rules_score_as_computed_after_them(city, t
     """A big city's features are computed in a worker process while the rules run; the scores are the ones
     the same night gives when they are computed after the rules, also when that process dies."""
     import logging
-    import shutil
+    import sqlite3
 
     settings, out = city
     monkeypatch.setattr(pipeline, "FEATURES_BESIDE", 0)
     if worker == "dies":
         monkeypatch.setattr(pipeline, "city_features", _no_features)
     db = tmp_path / "w.db"
-    shutil.copyfile(out / "w.db", db)
+    with sqlite3.connect(out / "w.db") as source, sqlite3.connect(db) as copy:  # WAL and all, unlike a file copy
+        source.backup(copy)
     again = Settings(database_url=f"sqlite:///{db}", var_dir=settings.var_dir)
     with gateway.transaction(again.database_url) as conn:  # tonight's scoring, undone: it runs again
         conn.execute(score.delete())
-    assert pipeline._features_beside(again)  # every rule has run: tonight's detection is incremental
+    pipeline.detect(again)  # every rule has run (whatever the tests before left): tonight's detection is incremental
+    assert pipeline._features_beside(again)
     with gateway.transaction(again.database_url) as conn:  # a first night, or a new rule: some rule runs whole
         marks = conn.execute(text("SELECT * FROM detection_mark")).all()
         conn.execute(text("DELETE FROM detection_mark WHERE rule = 'dual_benefit'"))
