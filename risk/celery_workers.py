@@ -24,8 +24,8 @@ from pathlib import Path
 
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
 WORKER_NAME = "RISK_CELERY_WORKER"  # the environment variable that names a worker for worker_hostname
-READY = " ready."
-VISIBILITY_TIMEOUT = 6 * 3600  # seconds: fund_risk_nightly's dagrun_timeout  # Celery's log line once a worker consumes its queues: "celery@name ready."
+READY = " ready."  # Celery's log line once a worker consumes its queues: "celery@name ready."
+VISIBILITY_TIMEOUT = 6 * 3600  # seconds: fund_risk_nightly's dagrun_timeout
 
 
 def _queue() -> str:
