@@ -273,11 +273,10 @@ WORKER_BYTES = 400 * 2**20  # a worker process before it holds anyone: the inter
 def _features_beside(settings: Settings) -> bool:
     """Whether tonight's features are computed in a worker process while the rules run: for a city big
     enough to pay the process's start, on a night whose rules all run on the people the new facts touch,
-    or else (the first night, a backfill, a new rule: some rule runs whole) when this process and the
-    features' together stay within half the memory budget (settings.memory_mib): a whole detection grows
-    this process (SQLite's page cache and in-memory sorts) beyond what it holds when it starts. At a
-    million people, after a bulk load, the two together reached 4,484 MiB though the estimate fitted in
-    4 GiB (3,125 MiB one after the other)."""
+    or else (the first night, a backfill, a new rule: some rule runs whole) when this process, a worker
+    and the features (`FEATURES_BYTES_PER_PERSON`) fit in the night's memory budget (settings.memory_mib).
+    A whole detection leaves this process about as it found it: SQLite sorts what outgrows its cache in
+    temporary files (gateway), PostgreSQL in its own processes."""
     import psutil
 
     from risk import scope
@@ -292,7 +291,7 @@ def _features_beside(settings: Settings) -> bool:
     if all(since is not None for since in night.since.values()):
         return True
     needed = psutil.Process().memory_info().rss + WORKER_BYTES + people * FEATURES_BYTES_PER_PERSON
-    return needed <= settings.memory_mib * 2**20 // 2
+    return needed <= settings.memory_mib * 2**20
 
 
 @dataclass

@@ -49,7 +49,10 @@ def engine_for(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA cache_size=-262144")  # 256 MiB: index pages of big fact tables stay in memory
-            cur.execute("PRAGMA temp_store=MEMORY")
+            # sorts and temporary B-trees bigger than the cache go to temporary files (the system keeps them
+            # in its page cache): in memory, a whole detection at a million people grew the process by
+            # 2 GiB (peak 2,823 MiB against 673 MiB), for no gain in time (68.0 s against 69.0 s)
+            cur.execute("PRAGMA temp_store=FILE")
             cur.close()
 
         # let SQLAlchemy, not pysqlite, decide where a transaction begins (one day = one transaction)

@@ -82,3 +82,30 @@ def test_insert_new_inserts_only_keys_not_held_and_says_which(url: str) -> None:
     days = dict(zip(held["payment_id"], held["delivery_day"], strict=True))
     assert all(days[f"P{i:06d}"] == "2025-03-10" for i in range(5, 10))  # the earlier rows were not touched
     assert all(days[f"P{i:06d}"] == "2025-04-10" for i in range(10, 25))
+
+
+BIG_SORT = """
+import resource, sys
+from risk.db import gateway
+with gateway.reading(f"sqlite:///{sys.argv[1]}") as conn:
+    conn.exec_driver_sql("PRAGMA cache_size=-4096")  # a 4 MiB cache, so that 80 MB of keys outgrow it
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    groups = conn.exec_driver_sql(
+        "SELECT COUNT(*) FROM (SELECT k FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+        "WHERE i < 400000) SELECT hex(randomblob(100)) AS k FROM n) GROUP BY k)").scalar()
+    grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(groups, grew // 1024)
+"""
+
+
+def test_a_sqlite_sort_bigger_than_the_cache_spills_to_a_file_not_into_the_process(tmp_path: Path) -> None:
+    """A whole detection sorts more than SQLite's cache holds: what does not fit goes to temporary files
+    (which the system caches), so the process that runs it (the night's, beside the features' worker) does
+    not grow by the size of the sort. Held in memory, this 80 MB sort grew the process by about 90 MiB."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", BIG_SORT, str(tmp_path / "sort.db")], capture_output=True,
+                         text=True, check=True).stdout.split()
+    groups, grew_mib = int(out[0]), int(out[1])
+    assert groups == 400_000 and grew_mib < 30, f"the process grew by {grew_mib} MiB during the sort"
