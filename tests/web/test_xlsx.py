@@ -38,3 +38,16 @@ def test_columns_past_z_and_many_rows():
 def test_a_sheet_name_excel_refuses_is_refused():
     with pytest.raises(ValueError):
         xlsx.workbook("a/b", ["x"], [])
+
+
+def test_each_cell_keeps_its_own_kind_in_a_column_of_mixed_values():
+    """A column is written at once, but a cell's kind is its own: amounts among text, a yes/no as text, an
+    empty string and None as no cell (a row of them: no cells at all), XML's special characters and disallowed ones in any row."""
+    from datetime import date
+
+    header = ["混合 mixed", "金额 amount"]
+    rows = [[xlsx.Number("12.30"), xlsx.Number("1.00")], [True, xlsx.Number("2.00")], ["", None],
+            [None, xlsx.Number("3.50")], [date(2025, 3, 1), 4], ["a<b&c>\x1fd", Decimal("5")]]
+    got = list(load_workbook(io.BytesIO(xlsx.workbook("s", header, rows)), read_only=True).active.values)
+    assert got[1:] == [(12.3, 1.0), ("True", 2.0), (), (None, 3.5), ("2025-03-01", 4),
+                       ("a<b&c>d", 5)]
