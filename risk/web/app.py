@@ -287,9 +287,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     def _xlsx_export(request: Request, form: dict[str, str]) -> Response:
         rows, fields = _export(request, form)
-        content = xlsx.workbook("预警 alerts", [label for _, label in fields],
-                                ([xlsx.Number(r[k]) if k in ("amount", "recovered") else r[k] for k, _ in fields]
-                                 for r in rows))
+        content = xlsx.workbook_of_columns(
+            "预警 alerts", [label for _, label in fields],
+            [[xlsx.Number(r[k]) for r in rows] if k in ("amount", "recovered") else [r[k] for r in rows]
+             for k, _ in fields])
         return Response(content, headers={"Content-Disposition": 'attachment; filename="alerts.xlsx"'},
                         media_type=xlsx.MEDIA_TYPE)
 

@@ -122,15 +122,24 @@ def workbook(sheet_name: str, header: Sequence[str], rows: Iterable[Sequence[Cel
     """The .xlsx file: one sheet named `sheet_name` (at most 31 characters, none of []:*?/\\), the header
     in its first row (frozen), then the rows. Numbers (int, Decimal, Number) go in as numbers, the rest as
     text; an empty or None cell is left out."""
+    rows = list(rows)
+    if any(len(values) != len(header) for values in rows):
+        raise ValueError("every row must have as many values as the header")
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in header]
+    return workbook_of_columns(sheet_name, header, columns)
+
+
+def workbook_of_columns(sheet_name: str, header: Sequence[str], columns: Sequence[Sequence[Cell]]) -> bytes:
+    """`workbook` from the values column by column (each column's values, the header apart), as an export
+    that reads its rows into columns has them: no row is built."""
     if len(sheet_name) > 31 or re.search(r"[\[\]:*?/\\]", sheet_name):
         raise ValueError(f"not a sheet name Excel accepts: {sheet_name!r}")
-    table = [header, *rows]
-    if any(len(values) != len(header) for values in table):
-        raise ValueError("every row must have as many values as the header")
-    numbers = pa.array(range(1, len(table) + 1)).cast(pa.string())
-    columns = [_cells(letter, numbers, list(values))
-               for letter, values in zip(column_letters(len(header)), zip(*table, strict=True), strict=True)]
-    lines = pc.binary_join_element_wise('<row r="', numbers, '">', *columns, "</row>", "")
+    if len(columns) != len(header) or len({len(values) for values in columns}) > 1:
+        raise ValueError("one column of values per header, all as long")
+    numbers = pa.array(range(1, (len(columns[0]) if columns else 0) + 2)).cast(pa.string())
+    cells = [_cells(letter, numbers, [name, *values])
+             for letter, name, values in zip(column_letters(len(header)), header, columns, strict=True)]
+    lines = pc.binary_join_element_wise('<row r="', numbers, '">', *cells, "</row>", "")
     body = [_SHEET_START, *lines.to_pylist(), _SHEET_END]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:

@@ -51,3 +51,17 @@ def test_each_cell_keeps_its_own_kind_in_a_column_of_mixed_values():
     got = list(load_workbook(io.BytesIO(xlsx.workbook("s", header, rows)), read_only=True).active.values)
     assert got[1:] == [(12.3, 1.0), ("True", 2.0), (), (None, 3.5), ("2025-03-01", 4),
                        ("a<b&c>d", 5)]
+
+
+def test_a_workbook_from_columns_is_the_workbook_from_rows():
+    """The export hands its values column by column: the file is the one its rows give, byte for byte, and
+    columns that do not fit the header are refused."""
+    header = ["预警编号 alert_id", "涉及金额 amount_at_risk", "村 village"]
+    rows = [[f"a-{n}", xlsx.Number(f"{n}.50"), "东村" if n % 3 else ""] for n in range(1, 200)]
+    columns = [[r[j] for r in rows] for j in range(3)]
+    assert xlsx.workbook_of_columns("s", header, columns) == xlsx.workbook("s", header, rows)
+    assert xlsx.workbook_of_columns("s", header, [[], [], []]) == xlsx.workbook("s", header, [])
+    with pytest.raises(ValueError):
+        xlsx.workbook_of_columns("s", header, columns[:2])
+    with pytest.raises(ValueError):
+        xlsx.workbook_of_columns("s", header, [columns[0], columns[1], columns[2][:-1]])
