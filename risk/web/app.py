@@ -276,21 +276,20 @@ def create_app(settings: Settings) -> FastAPI:
         return await run_in_threadpool(_xlsx_export, request, await form_of(request))
 
     def _csv_export(request: Request, form: dict[str, str]) -> Response:
-        rows, fields = _export(request, form)
+        columns, fields = _export(request, form)
         buf = io.StringIO()
         buf.write("\ufeff")  # Excel opens UTF-8 CSV with Chinese correctly only with a BOM
         w = csv.writer(buf, lineterminator="\r\n")
         w.writerow([label for _, label in fields])
-        w.writerows([[r[k] for k, _ in fields] for r in rows])
+        w.writerows(zip(*(columns[k] for k, _ in fields), strict=True))
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="alerts.csv"'})
 
     def _xlsx_export(request: Request, form: dict[str, str]) -> Response:
-        rows, fields = _export(request, form)
+        columns, fields = _export(request, form)
         content = xlsx.workbook_of_columns(
             "预警 alerts", [label for _, label in fields],
-            [[xlsx.Number(r[k]) for r in rows] if k in ("amount", "recovered") else [r[k] for r in rows]
-             for k, _ in fields])
+            [[xlsx.Number(v) for v in columns[k]] if k in ("amount", "recovered") else columns[k] for k, _ in fields])
         return Response(content, headers={"Content-Disposition": 'attachment; filename="alerts.xlsx"'},
                         media_type=xlsx.MEDIA_TYPE)
 
@@ -298,9 +297,9 @@ def create_app(settings: Settings) -> FastAPI:
         f = queries.AlertFilter.from_query(form)
         with gateway.transaction(url) as conn:
             me = _searcher(request, conn)
-            rows = queries.search_rows(conn, me, f)
-        log.info("search export by %s: %d alerts", me.user_id, len(rows))
-        return rows, queries.EXPORT_FIELDS
+            columns = queries.search_columns(conn, me, f)
+        log.info("search export by %s: %d alerts", me.user_id, len(columns["alert_id"]))
+        return columns, queries.EXPORT_FIELDS
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(request: Request):

@@ -243,6 +243,31 @@ def search_rows(conn: Connection, u: User, f: AlertFilter, limit: int | None = N
     return out
 
 
+def search_columns(conn: Connection, u: User, f: AlertFilter) -> dict[str, list]:
+    """The search's export: every alert it finds (largest amount first, as `search_rows`), as columns named
+    by EXPORT_FIELDS, identity masked. Read as the driver's tuples and turned into columns: a city's
+    11,911 alerts through `search_rows` spent as long on a Row and a dict per alert as the database on
+    the query."""
+    named = _named(_alerts_in(u, f), "amount").order_by(None).subquery("named")
+    recovered = (select(func.sum(recovery.c.amount_cents)).where(recovery.c.alert_id == named.c.alert_id)
+                 .scalar_subquery())
+    n = named.c
+    result = conn.execute(select(n.alert_id, n.rule, n.person_id, n.person_name, n.village_code, n.village_name,
+                                 n.severity, n.status, n.level, n.amount_at_risk_cents, recovered, n.first_seen)
+                          .order_by(*_order(n, "amount")))
+    rows = result.cursor.fetchall() if result.cursor is not None else []  # text and integers: nothing to convert
+    result.close()
+    (ids, rules, people, names, villages, village_names, severities, statuses, levels, cents, back,
+     first_seen) = (list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(12))
+    return {"alert_id": ids, "rule": rules,
+            "title_zh": [_TITLES.get(rule, ("行为异常", "Unusual behaviour"))[0] for rule in rules],
+            "person": [mask_id(p) for p in people], "name": [mask_name(x or "") for x in names],
+            "village_code": [v or "" for v in villages], "village_name": [v or "" for v in village_names],
+            "severity": severities, "status": statuses, "level": levels,
+            "amount": [yuan(c) for c in cents], "recovered": [yuan(c or 0) for c in back],
+            "first_seen": first_seen}
+
+
 EXPORT_FIELDS = [("alert_id", "预警编号 alert_id"), ("rule", "规则 rule"), ("title_zh", "规则名称 rule title"),
                  ("person", "身份证号（脱敏）person (masked)"), ("name", "姓名（脱敏）name (masked)"),
                  ("village_code", "村代码 village_code"), ("village_name", "村 village"),
