@@ -190,7 +190,7 @@ def _row(r, today: date, unmasked: bool = False) -> dict:
     and the person's names), read by position: an export turns a city's alerts into rows."""
     (alert_id, rule, person_id, village_code, severity, status, cents, first_seen, level, raised_at,
      snoozed_until, village_name, person_name) = r[:len(LISTED) + 2]
-    title_zh, title_en = _TITLES.get(rule, ("行为异常", "Unusual behaviour"))
+    title_zh, title_en = _titles(rule)
     since = raised_at.date() if raised_at else date.fromisoformat(first_seen)
     return {"alert_id": alert_id, "rule": rule, "title_zh": title_zh, "title_en": title_en,
             "person": person_id if unmasked else mask_id(person_id),
@@ -202,6 +202,11 @@ def _row(r, today: date, unmasked: bool = False) -> dict:
 
 
 _TITLES = {code: (rule.title_zh, rule.title_en) for code, rule in BY_CODE.items()}
+
+
+def _titles(rule: str) -> tuple[str, str]:
+    """An alert's rule title (Chinese, English); an anomaly alert's is the behaviour's."""
+    return _TITLES.get(rule, ("行为异常", "Unusual behaviour"))
 
 
 def queue(conn: Connection, u: User, f: AlertFilter, today: date | None = None, size: int = PAGE_SIZE,
@@ -226,15 +231,22 @@ def counties(conn: Connection) -> list[tuple[str, str]]:
                                                  .where(region.c.level == "county").order_by(region.c.code))]
 
 
-def search_rows(conn: Connection, u: User, f: AlertFilter, limit: int | None = None) -> list[dict]:
-    """The city-wide search (auditors and city staff: their scope is the city), for the page and exports;
-    identity masked."""
-    today = date.today()
+def _searched(u: User, f: AlertFilter, limit: int | None = None):
+    """What the search finds (the `limit` largest amounts, or all) with the names `_named` adds, as a
+    subquery, and the amount recovered for each of its alerts, looked up per alert (ix_recovery_alert_id)."""
     q = _alerts_in(u, f)
     shown = q.order_by(*_order(alert.c, "amount")).limit(limit) if limit else q
     named = _named(shown, "amount").order_by(None).subquery("named")
     recovered = (select(func.sum(recovery.c.amount_cents)).where(recovery.c.alert_id == named.c.alert_id)
-                 .scalar_subquery())  # looked up per alert shown (ix_recovery_alert_id)
+                 .scalar_subquery())
+    return named, recovered
+
+
+def search_rows(conn: Connection, u: User, f: AlertFilter, limit: int | None = None) -> list[dict]:
+    """The city-wide search (auditors and city staff: their scope is the city), for the page and exports;
+    identity masked."""
+    today = date.today()
+    named, recovered = _searched(u, f, limit)
     out = []
     for r in conn.execute(select(named, recovered.label("recovered_cents")).order_by(*_order(named.c, "amount"))).all():
         row = _row(r, today)
@@ -248,9 +260,7 @@ def search_columns(conn: Connection, u: User, f: AlertFilter) -> dict[str, list]
     by EXPORT_FIELDS, identity masked. Read as the driver's tuples and turned into columns: a city's
     11,911 alerts through `search_rows` spent as long on a Row and a dict per alert as the database on
     the query."""
-    named = _named(_alerts_in(u, f), "amount").order_by(None).subquery("named")
-    recovered = (select(func.sum(recovery.c.amount_cents)).where(recovery.c.alert_id == named.c.alert_id)
-                 .scalar_subquery())
+    named, recovered = _searched(u, f)
     n = named.c
     result = conn.execute(select(n.alert_id, n.rule, n.person_id, n.person_name, n.village_code, n.village_name,
                                  n.severity, n.status, n.level, n.amount_at_risk_cents, recovered, n.first_seen)
@@ -260,7 +270,7 @@ def search_columns(conn: Connection, u: User, f: AlertFilter) -> dict[str, list]
     (ids, rules, people, names, villages, village_names, severities, statuses, levels, cents, back,
      first_seen) = (list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(12))
     return {"alert_id": ids, "rule": rules,
-            "title_zh": [_TITLES.get(rule, ("行为异常", "Unusual behaviour"))[0] for rule in rules],
+            "title_zh": [_titles(rule)[0] for rule in rules],
             "person": [mask_id(p) for p in people], "name": [mask_name(x or "") for x in names],
             "village_code": [v or "" for v in villages], "village_name": [v or "" for v in village_names],
             "severity": severities, "status": statuses, "level": levels,

@@ -4,7 +4,7 @@ Excel, WPS and LibreOffice need, strings inline, numbers as numbers, the header 
 The search's export is a whole city's alerts when nothing narrows it; openpyxl builds a cell object per cell
 and took about half a millisecond a row here (seconds for a city). This writes the sheet a column at a time
 with Arrow's string kernels: each column's cells are escaped and wrapped in one call per step, then the
-rows joined (a city's 11,911 alerts: 190 ms with a Python expression per cell, see benchmarks/web.py).
+rows joined (a city's 11,911 alerts: about a third faster than a Python expression per cell).
 """
 from __future__ import annotations
 
@@ -50,10 +50,8 @@ def _cells(letter: str, rows: pa.Array, values: Sequence[Cell]) -> pa.Array:
     empty or None value (no cell: the next keeps its place by its reference)."""
     texts: Sequence[str | None] | None
     numbers: Sequence[str | None] | None
-    if all(type(v) is str for v in values):  # the usual columns: all text, or all amounts
+    if all(type(v) is str for v in values):  # the usual column: all text
         texts, numbers = values, None  # type: ignore[assignment]
-    elif all(type(v) is Number for v in values[1:]):  # under the header
-        texts, numbers = [values[0], *([None] * (len(values) - 1))], [None, *values[1:]]  # type: ignore[list-item]
     else:
         texts = [None if v is None or _is_number(v) else str(v) for v in values]
         numbers = [str(v) if _is_number(v) else None for v in values]
