@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test test-fast lint conformance bench clean
+.PHONY: demo serve test test-fast lint conformance bench fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not postgres and not airflow and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check risk dags tests benchmarks
+	$(BIN)/ruff check risk dags tests benchmarks fuzz
 	$(BIN)/mypy risk
 
 ## conformance: the contract's sample landing against what it must produce
@@ -41,6 +41,12 @@ conformance: $(STAMP)
 ARGS ?=
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.ingest --people 100000 --months 12 $(ARGS)
+
+## fuzz: coverage-guided fuzzing of the delivered-file reader (atheris), FUZZ_SECONDS long (findings land in var/fuzz)
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	mkdir -p var/fuzz/corpus && cp fuzz/seeds/* var/fuzz/corpus/
+	cd var/fuzz && $(CURDIR)/$(BIN)/python $(CURDIR)/fuzz/reader.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 corpus
 
 clean:
 	rm -rf var

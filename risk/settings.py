@@ -66,6 +66,7 @@ class Settings:
     base_url: str = "http://localhost:8000"  # the web app, for the links in digests
     parts: int = DEFAULT_PARTS  # a night's detection and scoring split into at most this many parts
     memory_mib: int = 4096  # what a night's processes may hold together (RISK_MEMORY_MIB): decides what runs at once
+    max_file_mib: int = 256  # a delivered file larger than this as text (decompressed) is refused whole (RISK_MAX_FILE_MIB)
 
     @property
     def reports_dir(self) -> Path:
@@ -85,4 +86,5 @@ class Settings:
                    outbox=Path(box).resolve() if box else None,
                    base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"),
                    parts=parse_parts(os.environ.get("RISK_PARTS")),
-                   memory_mib=int(os.environ.get("RISK_MEMORY_MIB") or "4096"))
+                   memory_mib=int(os.environ.get("RISK_MEMORY_MIB") or "4096"),
+                   max_file_mib=int(os.environ.get("RISK_MAX_FILE_MIB") or "256"))

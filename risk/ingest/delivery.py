@@ -28,7 +28,7 @@ from risk.errors import InputError
 from risk.ingest import checks, quality
 from risk.ingest.intake import Checked, Intake, check_file, validate
 from risk.ingest.keys import record_certifications, store, typed_rows
-from risk.ingest.read import LINE, files_of_day
+from risk.ingest.read import LINE, Limits, files_of_day, inside
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,11 @@ def delivery_days(landing: str | Path) -> list[str]:
     if not root.is_dir():
         raise InputError(f"找不到落地目录 / landing folder not found: {root}")
     days = []
+    inner = root.resolve()
     for p in sorted(root.iterdir()):
+        if not inside(p, inner):
+            log.warning("%s: 链接指向落地目录之外，已跳过 / a link out of the landing folder, skipped", p.name)
+            continue
         if p.is_dir() and DAY_RE.match(p.name):
             try:
                 date.fromisoformat(p.name)
@@ -91,7 +95,7 @@ def load_days(settings: Settings, landing: str | Path, days: list[str],
     """Load `days` (oldest first), each in its own transaction; the self-contained facts of several days
     are checked ahead in batches (see `intake`). Returns each day's summary."""
     out: list[dict] = []
-    with Intake(landing, days) as intake:
+    with Intake(landing, days, limits=Limits.of_mib(settings.max_file_mib)) as intake:
         bulk = _bulk_tables(settings, intake)
         if bulk and progress:
             progress(f"批量加载：先移除索引，加载后重建 / bulk load: indexes of {', '.join(t.name for t in bulk)} "
@@ -167,7 +171,8 @@ def load_day(settings: Settings, landing: str | Path, day: str, progress: Progre
     with gateway.transaction(settings.database_url) as conn:
         for source in SOURCES:
             if source.name in files:
-                checked = ahead[source.name] or check_file(conn, source, files[source.name], day)
+                checked = ahead[source.name] or check_file(conn, source, files[source.name], day,
+                                                           Limits.of_mib(settings.max_file_mib))
                 summaries.append(_load_file(conn, checked))
                 if progress:
                     s = summaries[-1]

@@ -30,7 +30,7 @@ from risk.contract import BY_NAME, SOURCES, Source
 from risk.db.tables import region
 from risk.ingest import checks, quality
 from risk.ingest.keys import typed_rows
-from risk.ingest.read import LINE, FileRejected, ReadFile, files_of_day, read_file
+from risk.ingest.read import DEFAULT_LIMITS, LINE, FileRejected, Limits, ReadFile, files_of_day, read_file
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,10 @@ def context_of(conn: Connection, day: str) -> checks.Context:
                           regions=regions, today=date.fromisoformat(day))
 
 
-def check_file(conn: Connection, source: Source, path: Path, day: str) -> Checked:
+def check_file(conn: Connection, source: Source, path: Path, day: str, limits: Limits = DEFAULT_LIMITS) -> Checked:
     """Read and check one file against what the warehouse knows now."""
     started = time.monotonic()
-    checked, read = _read(source, path, day)
+    checked, read = _read(source, path, day, limits)
     if read is None:
         return checked
     t_read = time.monotonic()
@@ -77,18 +77,18 @@ def check_file(conn: Connection, source: Source, path: Path, day: str) -> Checke
     return checked
 
 
-def _read(source: Source, path: Path, day: str) -> tuple[Checked, ReadFile | None]:
+def _read(source: Source, path: Path, day: str, limits: Limits = DEFAULT_LIMITS) -> tuple[Checked, ReadFile | None]:
     label = f"{day}/{path.name}"
     checked = Checked(source=source, day=day, label=label, path=str(path))
     try:
-        read = read_file(source, path)
+        read = read_file(source, path, limits)
     except FileRejected as e:
         checked.rejected_whole = str(e)
         checked.rejections = [quality.Rejection(None, None, "file", "", str(e))]
         return checked, None
     checked.warnings = read.warnings
     checked.rows_read = read.rows_read
-    checked.rejections = [quality.Rejection(line, None, "row", "", why) for line, why in read.bad_rows]
+    checked.rejections = [quality.Rejection(line, None, "row", field, why) for line, field, why in read.bad_rows]
     return checked, read
 
 
@@ -144,8 +144,9 @@ class Intake:
     `close()` (or leaving the `with` block) stops the thread."""
 
     def __init__(self, landing: str | Path, days: list[str], batch_bytes: int | None = None,
-                 parallel: bool | None = None, suite_rows: int | None = None):
+                 parallel: bool | None = None, suite_rows: int | None = None, limits: Limits = DEFAULT_LIMITS):
         self.batch_bytes = batch_bytes or BATCH_BYTES
+        self.limits = limits
         self.suite_rows = suite_rows or SUITE_ROWS  # passed on: the worker process does not see a changed default
         self.spool: Path | None = None  # where the worker leaves typed rows (a folder of this load's own)
         self.waiting: dict[str, list[tuple[str, Path]]] = {name: [] for name in SELF_CONTAINED}
@@ -199,14 +200,14 @@ class Intake:
         if self.executor is not None:
             try:
                 return self.executor.submit(checked_in_worker, source, batch, self.spool,
-                                            self.suite_rows).result()
+                                            self.suite_rows, self.limits).result()
             except (BrokenProcessPool, AssertionError, OSError) as e:  # the worker died (killed for memory,
                 # say) or could not start (a daemon process may not have children): its batch is done here
                 log.warning("检查进程意外退出，改在本进程检查 / the checking worker stopped (%s): checking in "
                             "this process from now on", e)
                 self.executor.shutdown(wait=False, cancel_futures=True)
                 self.executor, self.parallel = None, False
-        return check_batch(source, batch, typed=True, suite_rows=self.suite_rows)
+        return check_batch(source, batch, typed=True, suite_rows=self.suite_rows, limits=self.limits)
 
     def text_bytes(self, source_name: str) -> int:
         """The size, as text, of the files of `source_name` to load."""
@@ -268,12 +269,12 @@ PARALLEL_BYTES = 256 * 2**20  # a load this big pays for a worker process (secon
 
 
 def checked_in_worker(source: Source, files: list[tuple[str, Path]], spool: Path | None,
-                      suite_rows: int | None = None) -> list[Checked]:
+                      suite_rows: int | None = None, limits: Limits = DEFAULT_LIMITS) -> list[Checked]:
     """`check_batch` in the worker process. The typed rows go to files in `spool` (`Checked.rows_file`)
     rather than back through the pipe, which would hold them twice on each side (the objects and their
     pickled bytes); the loader reads each when it stores it. The worker's freed memory then goes back to
     the system: the frames a batch needed are not carried into the next one."""
-    results = check_batch(source, files, typed=True, spool=spool, suite_rows=suite_rows)
+    results = check_batch(source, files, typed=True, spool=spool, suite_rows=suite_rows, limits=limits)
     memory.release()
     return results
 
@@ -296,7 +297,7 @@ SUITE_ROWS = 400_000  # rows in one suite run at most: a month of card events (1
 
 
 def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = False, spool: Path | None = None,
-                suite_rows: int | None = None) -> list[Checked]:
+                suite_rows: int | None = None, limits: Limits = DEFAULT_LIMITS) -> list[Checked]:
     """Read and check files of one self-contained source (each with its delivery day): small files together
     in one suite run, a big one in slices of at most `suite_rows` rows (every check looks at one row, so
     the slices' verdicts are the whole file's). `typed`: also turn the good rows into table rows
@@ -306,26 +307,38 @@ def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = Fal
     results: list[Checked] = []
     reads: list[tuple[int, pd.DataFrame]] = []
     for day, path in files:
-        checked, read = _read(source, path, day)
+        checked, read = _read(source, path, day, limits)
         results.append(checked)
         if read is not None:
             reads.append((len(results) - 1, read.frame))
     t_read = time.monotonic()
     done: dict[int, list[pd.DataFrame]] = {i: [] for i, _ in reads}
+    spooled: dict[int, SpoolFile] = {}
+
+    def check(run: list[tuple[int, pd.DataFrame]]) -> None:
+        _check_run(source, results, run, done, typed)
+        if typed and spool is not None:  # a slice's typed rows go to disk at once, not a whole file's at the end
+            for i, parts in done.items():
+                for part in parts:
+                    if i not in spooled:
+                        spooled[i] = SpoolFile(spool)
+                    spooled[i].write(part)
+                parts.clear()
+
     run: list[tuple[int, pd.DataFrame]] = []
     for i, frame in reads:
         for start in range(0, max(len(frame), 1), limit):
             run.append((i, frame.iloc[start:start + limit]))
             if sum(len(piece) for _, piece in run) >= limit:
-                _check_run(source, results, run, done, typed)
+                check(run)
                 run = []
     if run:
-        _check_run(source, results, run, done, typed)
+        check(run)
     del reads
     for i, parts in done.items():
         checked = results[i]
         if typed and spool is not None:
-            checked.rows_file = _spool(parts, spool)
+            checked.rows_file = spooled[i].close() if i in spooled else SpoolFile(spool).close()
         elif parts:
             whole = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
             if typed:
@@ -365,19 +378,25 @@ def _check_run(source: Source, results: list[Checked], run: list[tuple[int, pd.D
         first = last
 
 
-def _spool(parts: list[pd.DataFrame], spool: Path) -> str:
-    """Write a file's typed rows (in parts) to one Arrow file in `spool`; its path."""
-    fd, name = tempfile.mkstemp(suffix=".arrow", dir=spool)
-    os.close(fd)
-    schema = None
-    with pa.OSFile(name, "wb") as sink:
-        writer = None
-        for part in parts:
-            table = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
-            if writer is None:
-                schema = table.schema
-                writer = pa.ipc.new_file(sink, schema)
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
-    return name
+class SpoolFile:
+    """A file's typed rows as one Arrow file in the spool folder, written a slice at a time."""
+
+    def __init__(self, spool: Path) -> None:
+        fd, self.name = tempfile.mkstemp(suffix=".arrow", dir=spool)
+        os.close(fd)
+        self.sink = pa.OSFile(self.name, "wb")
+        self.writer: pa.ipc.RecordBatchFileWriter | None = None
+        self.schema: pa.Schema | None = None
+
+    def write(self, part: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(part, schema=self.schema, preserve_index=False)
+        if self.writer is None:
+            self.schema = table.schema
+            self.writer = pa.ipc.new_file(self.sink, self.schema)
+        self.writer.write_table(table)
+
+    def close(self) -> str:
+        if self.writer is not None:
+            self.writer.close()
+        self.sink.close()
+        return self.name

@@ -115,8 +115,8 @@ def test_ragged_row_is_a_row_problem_with_its_line(tmp_path: Path) -> None:
     rf = read_file(PAYMENTS, write_raw(tmp_path, DAY, "payments", text))
     assert _values(rf, "payment_id") == ["P1", "P2", "P3", "P4"]
     assert rf.frame["_line"].tolist() == [2, 3, 5, 6]
-    assert [line for line, _ in rf.bad_rows] == [4]
-    assert "3" in rf.bad_rows[0][1] and "7" in rf.bad_rows[0][1]  # 3 fields, header has 7
+    assert [line for line, _field, _why in rf.bad_rows] == [4]
+    assert "3" in rf.bad_rows[0][2] and "7" in rf.bad_rows[0][2]  # 3 fields, header has 7
     assert rf.rows_read == 5
 
 
