@@ -40,6 +40,20 @@ def _run() -> RunConfig:
         raise AirflowFailException(str(error)) from error
 
 
+TASK_WAIT_SECONDS = 3 * 3600  # a task waits this long for a `risk run` that holds the warehouse
+
+
+def _held(run: RunConfig, task: str):
+    """The warehouse's run lock, shared, for one task (risk.runlock): the parts of a night run side by side,
+    and a `risk run` on the same warehouse is waited for (the wait is written in the task's log)."""
+    import logging
+
+    from risk import runlock
+
+    return runlock.held(run.settings.database_url, f"fund_risk_nightly {task}", shared=True,
+                        wait=TASK_WAIT_SECONDS, say=logging.getLogger("airflow.task").warning)
+
+
 @dag(
     dag_id="fund_risk_nightly",
     description="Nightly ingest of the landing folder, rules → alerts, behaviour scores, data-quality report, digests",
@@ -85,7 +99,9 @@ def fund_risk_nightly():
     def migrate() -> None:
         from risk import pipeline
 
-        pipeline.prepare(_run().settings)
+        run = _run()
+        with _held(run, "migrate"):
+            pipeline.prepare(run.settings)
 
     @task
     def find_pending_days() -> list[str]:
@@ -113,11 +129,12 @@ def fund_risk_nightly():
         from risk import pipeline
 
         run = _run()
-        loaded = [
-            pipeline.load_day(run.settings, run.landing, pending)
-            for pending in pipeline.pending_days(run.settings, run.landing, until=day)
-        ]
-        pipeline.refresh_statistics(run.settings, loaded)
+        with _held(run, f"load_day {day}"):
+            loaded = [
+                pipeline.load_day(run.settings, run.landing, pending)
+                for pending in pipeline.pending_days(run.settings, run.landing, until=day)
+            ]
+            pipeline.refresh_statistics(run.settings, loaded)
         return loaded
 
     @task(trigger_rule="none_failed")  # also when no day was pending (load_day then is skipped)
@@ -128,14 +145,17 @@ def fund_risk_nightly():
         together equal one whole run."""
         from risk import pipeline
 
-        return pipeline.detection_parts(_run().settings)
+        run = _run()
+        with _held(run, "find_parts"):
+            return pipeline.detection_parts(run.settings)
 
     @task(map_index_template="{{ task.op_kwargs['part'] | join(' ') }}")
     def detect(part: list[str]) -> dict:
         from risk import pipeline
 
         run = _run()
-        return pipeline.detect(run.settings, as_of=run.until, part=part)
+        with _held(run, "detect"):
+            return pipeline.detect(run.settings, as_of=run.until, part=part)
 
     @task
     def start_scoring() -> dict:
@@ -145,7 +165,8 @@ def fund_risk_nightly():
         from risk import pipeline
 
         run = _run()
-        return pipeline.start_scoring(run.settings, as_of=run.until, for_parts=True)
+        with _held(run, "start_scoring"):
+            return pipeline.start_scoring(run.settings, as_of=run.until, for_parts=True)
 
     @task(map_index_template="{{ task.op_kwargs['part'] | join(' ') }}")
     def score(plan: dict, part: list[str]) -> int:
@@ -153,20 +174,26 @@ def fund_risk_nightly():
         the features start_scoring shared."""
         from risk import pipeline
 
-        return pipeline.score_counties(_run().settings, plan, part)
+        run = _run()
+        with _held(run, "score"):
+            return pipeline.score_counties(run.settings, plan, part)
 
     @task
     def finish_scoring(plan: dict) -> dict:
         """City-wide ranking, the night's score distribution and drift, anomaly alerts for the most unusual."""
         from risk import pipeline
 
-        return pipeline.finish_scoring(_run().settings, plan)
+        run = _run()
+        with _held(run, "finish_scoring"):
+            return pipeline.finish_scoring(run.settings, plan)
 
     @task
     def quality_report() -> str:
         from risk import pipeline
 
-        return pipeline.write_quality_report(_run().settings)
+        run = _run()
+        with _held(run, "quality_report"):
+            return pipeline.write_quality_report(run.settings)
 
     @task
     def send_digests() -> dict:
@@ -174,7 +201,9 @@ def fund_risk_nightly():
         never fails the task."""
         from risk import pipeline
 
-        return pipeline.notify(_run().settings)
+        run = _run()
+        with _held(run, "send_digests"):
+            return pipeline.notify(run.settings)
 
     days = find_pending_days()
     migrate() >> days

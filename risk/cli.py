@@ -63,7 +63,7 @@ def cmd_run(args) -> int:
 
     settings = _settings(args)
     summary = pipeline.run(settings, args.landing, until=args.until, progress=_say,
-                           send_digests=not args.no_digests)
+                           send_digests=not args.no_digests, wait=args.wait)
     runs = settings.var_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "last-run.json").write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -480,6 +480,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--outbox", help="每日摘要写入此目录而不发送 / write the digests to files here instead of sending "
                                     "(default: RISK_OUTBOX)")
     p.add_argument("--no-digests", action="store_true", help="不发送每日摘要 / do not send the digests")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="仓库被另一个运行占用时最多等待的秒数 / wait this long for another run that holds the "
+                        "warehouse (default: stop at once, saying who holds it)")
     _db(p)
     p.set_defaults(func=cmd_run)
 
@@ -676,21 +679,28 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _setup_logging(verbose: bool) -> Path:
-    log_dir = Settings.load().var_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / "risk.log"
+def _setup_logging(verbose: bool) -> Path | None:
+    """The log file in the working folder's logs/ (None when it cannot be written: the messages then go
+    to the terminal only, and the command goes on) and the terminal's warnings."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for old in [h for h in root.handlers if getattr(h, "_risk_cli", False)]:  # main() called again in-process
         root.removeHandler(old)
         old.close()
-    fh = logging.FileHandler(path, encoding="utf-8")
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    fh._risk_cli = True  # type: ignore[attr-defined]
-    root.addHandler(fh)
+    file = Settings.load().var_dir / "logs" / "risk.log"
+    path: Path | None = file
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(file, encoding="utf-8")
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh._risk_cli = True  # type: ignore[attr-defined]
+        root.addHandler(fh)
+    except OSError as e:
+        _say(f"警告 / warning: 无法写入日志 / cannot write the log {file}: {e.strerror or e}")
+        path = None
     sh = logging.StreamHandler(sys.stderr)
     sh.setLevel(logging.INFO if verbose else logging.WARNING)
+    sh.addFilter(lambda record: not getattr(record, "file_only", False))  # tracebacks: the log file only
     sh.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     sh._risk_cli = True  # type: ignore[attr-defined]
     root.addHandler(sh)
@@ -717,10 +727,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("已中断 / interrupted")
         return 130
+    except OSError as e:  # a folder that is read-only or full, a file that is gone
+        log.error("`risk %s`: %s\n%s", args.command, e, traceback.format_exc(), extra={"file_only": True})
+        where = f" {e.filename}" if e.filename else ""
+        _say(f"错误 / error: 无法读写文件 / cannot read or write{where}: {e.strerror or e}"
+             + (f"\n详情见 / details in {log_path}" if log_path else ""))
+        return 2
     except Exception as e:  # the details go to the log, not to the person
-        log.error("unexpected error in `risk %s`:\n%s", args.command, traceback.format_exc())
-        _say(f"内部错误 / internal error: {type(e).__name__}: {privacy.redact(str(e)[:300])}\n"
-             f"详情见 / details in {log_path}")
+        log.error("unexpected error in `risk %s`:\n%s", args.command, traceback.format_exc(), extra={"file_only": True})
+        _say(f"内部错误 / internal error: {type(e).__name__}: {privacy.redact(str(e)[:300])}"
+             + (f"\n详情见 / details in {log_path}" if log_path else ""))
         return 1
 
 

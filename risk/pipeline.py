@@ -304,9 +304,19 @@ class RunSummary:
 
 
 def run(settings: Settings, landing: str | Path, until: str | None = None,
-        progress: Progress | None = None, send_digests: bool = True) -> RunSummary:
+        progress: Progress | None = None, send_digests: bool = True, wait: float = 0) -> RunSummary:
     """`risk run`: every pending delivery day, oldest first, each in its own transaction; then the rules,
-    behaviour scoring, the data-quality report and the supervisors' digests, as the nightly DAG does."""
+    behaviour scoring, the data-quality report and the supervisors' digests, as the nightly DAG does.
+    One run at a time on a warehouse: another run holding it is waited for up to `wait` seconds, then
+    `runlock.WarehouseBusy` says who holds it since when (risk.runlock)."""
+    from risk import runlock
+
+    with runlock.held(settings.database_url, "risk run", wait=wait, say=progress or (lambda _m: None)):
+        return _run(settings, landing, until, progress, send_digests)
+
+
+def _run(settings: Settings, landing: str | Path, until: str | None, progress: Progress | None,
+         send_digests: bool) -> RunSummary:
     started = time.monotonic()
     say = progress or (lambda _m: None)
     steps: dict[str, float] = {}
