@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from risk.identity import check_char, mask_id, mask_name
 
-# 18-character IDs (last character a digit or X) and 15-digit legacy IDs, not inside a longer number
-_ID_SHAPED = re.compile(r"(?<![0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9A-Za-z])")
+# 18-character IDs (last character a digit or X) and 15-digit legacy IDs, not inside a longer number; in
+# half-width or full-width characters (１１０１…, common in hand-typed Chinese data), or a mix of both
+_ID_SHAPED = re.compile(r"(?<![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])([0-9０-９]{17}[0-9Xx０-９Ｘｘ]|[0-9０-９]{15})"
+                        r"(?![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
 
 
 def redact(text: str) -> str:
@@ -42,13 +45,34 @@ def install() -> None:
             return record
         cleaned = redact(message)
         if cleaned != message:
-            record.msg, record.args = cleaned, None
+            _mask(record, cleaned)
         if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return record
 
     logging.setLogRecordFactory(masked_record)
     _installed = True
+
+
+def _mask(record: logging.LogRecord, cleaned: str) -> None:
+    """Mask the record's format string and each of its arguments, keeping their shape: a formatter may read
+    the arguments themselves (uvicorn's access log unpacks its five; with none it failed and the whole line
+    was lost). Only when that does not mask everything is the message replaced by its masked text."""
+    args = record.args
+    if isinstance(args, tuple):
+        masked_args: object = tuple(redact(a) if isinstance(a, str) else a for a in args)
+    elif isinstance(args, Mapping):
+        masked_args = {k: redact(v) if isinstance(v, str) else v for k, v in args.items()}
+    else:
+        masked_args = args
+    msg = redact(record.msg) if isinstance(record.msg, str) else record.msg
+    record.msg, record.args = msg, masked_args  # type: ignore[assignment]
+    try:
+        if record.getMessage() == cleaned:
+            return
+    except Exception:
+        pass
+    record.msg, record.args = cleaned, None
 
 
 # -- scanning what left the system ---------------------------------------------------------------
@@ -95,7 +119,7 @@ def scan(paths: Iterable[Path], ids: Iterable[str] = (), names: Iterable[str] = 
             continue
         for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
             for m in _ID_SHAPED.finditer(line):
-                value = m.group(1).upper()
+                value = unicodedata.normalize("NFKC", m.group(1)).upper()
                 if value in known_ids:
                     found.append(Finding(path, number, "resident_id", mask_id(value)))
                 elif _valid_id(value):

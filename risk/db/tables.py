@@ -387,6 +387,17 @@ login_attempt = Table(
     Column("ok", Boolean, nullable=False),
 )
 
+# The web app's sessions, one row for each logged-in browser (the cookie holds a random token; the row only
+# its SHA-256): logging out, a new password and a lockout delete every row of that user, so no old cookie
+# works again; a row past its lifetime or idle too long is refused and deleted.
+web_session = Table(
+    "web_session", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String, nullable=False, index=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("seen_at", DateTime, nullable=False),  # the last request (kept to the minute)
+)
+
 # Tonight's scores while they are being computed, one part (county) at a time; the last step ranks them
 # city-wide into `score`. The part's most unusual people also keep what an anomaly alert needs (reasons,
 # every feature's value), since any of the city's top K is among its own county's top K.

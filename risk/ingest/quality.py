@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import Connection, and_, case, delete, func, select
 
 from risk.contract import BY_NAME, Kind
-from risk.db.tables import FACT_TABLES, delivery_file, quality_issue, sighting
+from risk.db.tables import FACT_TABLES, delivery_file, quality_issue, recipient, region, sighting
 from risk.identity import mask_id
 
 ROW_KINDS = ("row", "invalid", "reference", "conflict")  # a rejected row; "file" is a whole file
@@ -49,6 +49,68 @@ def record(conn: Connection, source: str, day: str, file_name: str, rejections: 
             quality_issue.c.source == source, quality_issue.c.delivery_day == day, quality_issue.c.line.is_(None))))
     conn.execute(quality_issue.insert(), recs)
     return len(recs)
+
+
+# ---------------------------------------------------------------- the area of a rejected row
+
+PLACED_BY_PERSON = ("payments", "card_events", "deaths", "incarcerations")
+
+
+def villages_of(conn: Connection, issues: list[tuple[str, str | None, str | None]]) -> list[str | None]:
+    """The village each rejected row (source, record_key, raw) belongs to, or None where it cannot be placed
+    (city-wide): a recipients row by its village_code, if that is a known village; a payment, card event,
+    death or custody row by its person's village (the person as delivered, or for a conflict the standing
+    row's), if that person is a known recipient. A whole file, a region, a supervisor, and a row whose
+    village or person is unknown or not valid are city-wide."""
+    wanted: list[tuple[str, str | None]] = []  # (how to place it, what with): village code or person id
+    standing: dict[str, set[str]] = {}  # source -> keys of conflicts to read the standing row's person from
+    for source, key, raw in issues:
+        try:
+            row = json.loads(raw) if raw else None
+        except ValueError:
+            row = None
+        row = row if isinstance(row, dict) else None
+        if source == "recipients":
+            village = row.get("village_code") if row else None
+            if row is None and key:  # a conflict: the standing row's village
+                wanted.append(("person", key))
+            else:
+                wanted.append(("village", village if isinstance(village, str) else None))
+        elif source in PLACED_BY_PERSON:
+            person = row.get("person_id") if row else None
+            if row is None and key:
+                standing.setdefault(source, set()).add(key)
+                wanted.append((source, key))
+            else:
+                wanted.append(("person", person.strip().upper() if isinstance(person, str) else None))
+        else:
+            wanted.append(("none", None))
+    person_of: dict[tuple[str, str], str] = {}
+    for source, keys in standing.items():
+        table = FACT_TABLES[source]
+        key_column = table.c[BY_NAME[source].key]
+        for part in _chunks(sorted(keys)):
+            person_of.update({(source, k): p for k, p in conn.execute(
+                select(key_column, table.c.person_id).where(key_column.in_(part)))})
+    wanted = [("person", person_of.get((how, what))) if how in standing and what else (how, what)
+              for how, what in wanted]
+    villages = {v for how, v in wanted if how == "village" and v}
+    known = set()
+    for part in _chunks(sorted(villages)):
+        known |= set(conn.execute(select(region.c.code).where(region.c.code.in_(part),
+                                                               region.c.level == "village")).scalars())
+    people = {v for how, v in wanted if how == "person" and v}
+    village_of: dict[str, str] = {}
+    for part in _chunks(sorted(people)):
+        village_of.update(dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code)
+                                            .where(recipient.c.person_id.in_(part))).all()))
+    return [(what if what in known else None) if how == "village" else
+            village_of.get(what) if how == "person" and what else None for how, what in wanted]
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterable[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 # ---------------------------------------------------------------- ledger

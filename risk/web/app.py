@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -44,16 +44,30 @@ class LoginNeeded(Exception):
     """No one is logged in: go to the login page, then back."""
 
 
+class Refused(Exception):
+    """A request that cannot be answered as asked (an invalid ID number for an export): a plain page with
+    the bilingual message, nothing else."""
+
+    def __init__(self, message: str, status_code: int = 400):
+        super().__init__(message)
+        self.message, self.status_code = message, status_code
+
+
+SESSION_ENDED = "您已退出或登录已过期，请重新登录 / your session has ended: please log in again"
+
+
 def create_app(settings: Settings) -> FastAPI:
     gateway.migrate(settings.database_url)
     app = FastAPI(title="社保基金风险监测 / fund risk monitoring", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(security.SecurityHeaders)
     app.add_middleware(SessionMiddleware, secret_key=security.secret_key(settings.var_dir),
-                       session_cookie=security.SESSION_COOKIE, max_age=security.SESSION_HOURS * 3600,
+                       session_cookie=security.SESSION_COOKIE, max_age=max(1, int(settings.session_hours * 3600)),
                        same_site="lax", https_only=_https_only())
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     url = settings.database_url
+    lifetime = timedelta(hours=settings.session_hours)
+    idle = timedelta(minutes=settings.session_idle_minutes)
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -86,6 +100,11 @@ def create_app(settings: Settings) -> FastAPI:
         user_id = request.session.get("user_id")
         if not user_id:
             raise LoginNeeded
+        if accounts.session_user(conn, request.session.get("sid"), lifetime, idle) != user_id:
+            # logged out (here or in another browser), a new password, a lockout, or past its time
+            request.session.clear()
+            flash(request, words(request, SESSION_ENDED), "error")
+            raise LoginNeeded
         try:
             return workflow.user(conn, user_id)
         except workflow.NotAllowed:  # removed from supervisors.csv since logging in
@@ -100,7 +119,8 @@ def create_app(settings: Settings) -> FastAPI:
         return data
 
     def words(request: Request, message: str) -> str:
-        """A bilingual message ('中文 / English') in the user's language."""
+        """A bilingual message ('中文 / English') in the user's language (a `?lang=` of this request's too)."""
+        choose_language(request)
         zh, sep, en = message.partition(" / ")
         return en if sep and lang_of(request) == "en" else (zh if sep else message)
 
@@ -109,6 +129,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(LoginNeeded)
     async def _login_needed(request: Request, _exc: LoginNeeded):
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused):
+        return page(request, "error.html", status_code=exc.status_code, message=words(request, exc.message))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -141,17 +165,24 @@ def create_app(settings: Settings) -> FastAPI:
                 user = accounts.login(conn, data.get("user_id", ""), data.get("password", ""),
                                       security.client_address(request))
                 lang = accounts.language_of(conn, user.user_id) if user else None
+                if user:  # this browser's earlier session (another login name, perhaps) ends here
+                    accounts.end_session(conn, request.session.get("sid"))
+                token = accounts.start_session(conn, user.user_id, lifetime, idle) if user else None
         except accounts.LoginRefused as e:
             return page(request, "login.html", status_code=429, next=target, error=words(request, str(e)))
         if user is None:
             return page(request, "login.html", status_code=401, next=target, error=words(request, accounts.WRONG))
         request.session.clear()  # a fresh session (and CSRF token) for the logged-in user
-        request.session.update({"user_id": user.user_id, "lang": lang})
+        request.session.update({"user_id": user.user_id, "sid": token, "lang": lang})
         return RedirectResponse(target, status_code=303)
 
     @app.post("/logout")
     async def logout(request: Request):
         await form_of(request)
+        user_id = request.session.get("user_id")
+        with gateway.transaction(url) as conn:  # every session of the user ends, not only this browser's
+            if user_id and accounts.session_user(conn, request.session.get("sid"), lifetime, idle) == user_id:
+                accounts.end_sessions(conn, user_id)
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -163,8 +194,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/alerts", response_class=HTMLResponse)
     def alert_queue(request: Request):
-        f = queries.AlertFilter.from_query(request.query_params)
-        f.person_id = None  # the queue is not a person search
+        f = queries.AlertFilter.from_query(request.query_params, by_person=False)  # the queue is not a person search
         with gateway.transaction(url) as conn:
             me = current(request, conn)
             result = queries.queue(conn, me, f)
@@ -188,7 +218,7 @@ def create_app(settings: Settings) -> FastAPI:
                 c = queries.case(conn, me, alert_id, unmasked=unmasked)
             except workflow.NotAllowed:
                 raise HTTPException(404) from None
-        return page(request, "case.html", me=me, c=c, reasons=workflow.DISMISS_REASONS,
+        return page(request, "case.html", me=me, c=c, reasons=list(workflow.DISMISS_REASONS),
                     methods=workflow.RECOVERY_METHODS, max_snooze=workflow.MAX_SNOOZE_DAYS, today=date.today())
 
     @app.post("/alerts/{alert_id}/act")
@@ -206,6 +236,8 @@ def create_app(settings: Settings) -> FastAPI:
                 days = int(data["days"]) if data.get("days", "").isdigit() else 0
                 until = workflow.snooze(conn, me.user_id, alert_id, days, data.get("comment", ""))
                 return f"已暂缓至 {until} / snoozed until {until}"
+            if action == "dismiss" and not me.read_only and data.get("reason") not in workflow.DISMISS_REASONS:
+                raise workflow.NotAllowed(DISMISS_NEEDS_A_REASON)  # chosen by the user: none is preselected
             to = workflow.act(conn, me.user_id, alert_id, action, comment=data.get("comment") or None,
                               reason=data.get("reason") or None)
             zh, en = i18n.STATUS.get(to, (to, to))
@@ -242,8 +274,8 @@ def create_app(settings: Settings) -> FastAPI:
 
         with gateway.transaction(url) as conn:
             me = current(request, conn)
-            summary = queries.quality_summary(conn)
-            rows = queries.quality_rows(conn, source if source in BY_NAME else None, day,
+            summary = queries.quality_summary(conn, me)
+            rows = queries.quality_rows(conn, me, source if source in BY_NAME else None, day,
                                         _int(request.query_params.get("page")))
         return page(request, "quality.html", me=me, summary=summary, rows=rows, source=source, day=day,
                     sources=BY_NAME)
@@ -259,10 +291,12 @@ def create_app(settings: Settings) -> FastAPI:
         f = queries.AlertFilter.from_query(request.query_params)
         with gateway.transaction(url) as conn:
             me = _searcher(request, conn)
-            rows = queries.search_rows(conn, me, f, limit=200)
+            # an ID number that is not one finds nothing (never the whole city): the page says why
+            rows = [] if f.refused else queries.search_rows(conn, me, f, limit=200)
             counties = queries.counties(conn)
         return page(request, "search.html", me=me, f=f, rows=rows, counties=counties, rules=queries.rule_codes(),
-                    statuses=queries.STATUSES, searched=bool(request.query_params))
+                    statuses=queries.STATUSES, searched=bool(request.query_params),
+                    refused=[words(request, m) for m in f.refused])
 
     # the exports' reading and writing run in the thread pool, as the pages' do: a large export does not
     # hold up the other users' requests
@@ -297,6 +331,8 @@ def create_app(settings: Settings) -> FastAPI:
         f = queries.AlertFilter.from_query(form)
         with gateway.transaction(url) as conn:
             me = _searcher(request, conn)
+            if f.refused:  # an ID number that is not one: no export of the whole city instead
+                raise Refused(" ".join(f.refused))
             columns = queries.search_columns(conn, me, f)
         log.info("search export by %s: %d alerts", me.user_id, len(columns["alert_id"]))
         return columns, queries.EXPORT_FIELDS
@@ -310,6 +346,9 @@ def create_app(settings: Settings) -> FastAPI:
         return page(request, "audit.html", me=me, f=f, result=result, actions=i18n.ACTIONS)
 
     return app
+
+
+DISMISS_NEEDS_A_REASON = "请选择排除原因 / choose the reason for dismissing it"
 
 
 def _https_only() -> bool:
@@ -334,4 +373,4 @@ def _day(text: str | None) -> date:
 
 
 def _int(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 6 else 1
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 6 else 1

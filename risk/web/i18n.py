@@ -50,6 +50,10 @@ WORDS: dict[str, tuple[str, str]] = {
     "actions": ("处理", "Act on it"),
     "comment": ("说明", "Comment"),
     "reason": ("原因", "Reason"),
+    "choose_reason": ("请选择原因", "Choose a reason"),
+    "snoozed_until": ("已暂缓至 {until}", "Snoozed until {until}"),
+    "until": ("至 {until}", "until {until}"),
+    "ignored": ("已忽略无效的筛选条件", "Ignored invalid filters"),
     "acknowledge": ("接收", "Acknowledge"),
     "investigate": ("开始核查", "Start checking"),
     "confirm": ("确认属实", "Confirm"),
@@ -107,6 +111,16 @@ NEXT_STEP = {
     "dismissed": ("此预警已排除。若出现新的事实，系统会重新打开它。", "Dismissed. New facts will reopen it."),
     "closed": ("此预警已结案。", "This case is closed."),
     "withdrawn": ("此预警已撤销：数据更正后不再成立。", "Withdrawn: corrected data no longer supports it."),
+}
+SNOOZED_NEXT_STEP = ("此预警已暂缓至 {until}，到期后回到队列；如有新情况，也可以现在处理。",
+                     "Snoozed until {until}: it comes back to the queue then. If something new turns up, act on it now.")
+# why an alert was dismissed (risk.workflow.DISMISS_REASONS holds the codes), in each language
+DISMISS_REASONS = {
+    "lawful": ("情形合法（属于法定例外）", "Lawful: a legal exception applies"),
+    "data_error": ("数据有误（源数据错误）", "Wrong data: the source data is wrong"),
+    "already_handled": ("已另行处理", "Already handled elsewhere"),
+    "not_found": ("核实无此情况", "Checked: nothing wrong found"),
+    "other": ("其他（见说明）", "Other (see the comment)"),
 }
 SEVERITY = {"high": ("高", "high"), "medium": ("中", "medium"), "low": ("低", "low")}
 ACTIONS = {"acknowledge": ("接收", "acknowledged"), "investigate": ("开始核查", "started checking"),

@@ -1,24 +1,27 @@
 """What the web pages show, read from the warehouse: the queue with its filters, one case, the data-quality
 rejects, the city-wide search and the audit log. Scope always comes from `workflow.scope` (or `visible`),
 filters only from checked values bound as parameters: a filter that is not a valid value is ignored and
-named, never pasted into SQL."""
+named, never pasted into SQL. An ID number that is not one (a masked one, a wrong check character) is not
+ignored: it is refused, and nothing is listed, since ignoring it would list the whole city."""
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import urllib.parse as urllib_parse
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, or_, select
+from sqlalchemy import Connection, Select, and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from risk import workflow
 from risk.alerts import yuan
 from risk.db.tables import alert, alert_event, quality_issue, recipient, recovery, region
 from risk.identity import mask_id, mask_name, try_normalise
+from risk.ingest import quality
 from risk.privacy import redact
 from risk.rules import BY_CODE
 from risk.workflow import User
@@ -26,10 +29,11 @@ from risk.workflow import User
 PAGE_SIZE = 25
 SEVERITIES = ("high", "medium", "low")
 STATUSES = ("new", "acknowledged", "investigating", "confirmed", "dismissed", "closed")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_VILLAGE = re.compile(r"^\d{12}$")
-_COUNTY = re.compile(r"^\d{6}$")
+# ASCII digits only, the whole value (`\d` takes any script's digits, `$` a trailing newline)
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_VILLAGE = re.compile(r"[0-9]{12}")
+_COUNTY = re.compile(r"[0-9]{6}")
 
 
 def rule_codes() -> list[str]:
@@ -59,9 +63,12 @@ class AlertFilter:
     sort: str = "amount"  # amount | age
     page: int = 1
     ignored: list[str] = field(default_factory=list)  # the parameters that were not valid values
+    refused: list[str] = field(default_factory=list)  # why nothing is listed ('中文 / English'): a bad ID number
 
     @classmethod
-    def from_query(cls, params: Any) -> AlertFilter:
+    def from_query(cls, params: Any, by_person: bool = True) -> AlertFilter:
+        """The filters of a query string or a form; `by_person`: the ID number is read (the search and its
+        exports), else left out (the queue is not a person search)."""
         f = cls()
 
         def take(name: str, ok) -> str | None:
@@ -76,21 +83,25 @@ class AlertFilter:
         f.rule = take("rule", lambda v: v in rule_codes())
         f.severity = take("severity", lambda v: v in SEVERITIES)
         f.status = take("status", lambda v: v in STATUSES)
-        f.village = take("village", _VILLAGE.match)
-        f.county = take("county", _COUNTY.match)
-        f.period_from = take("from", _MONTH.match)
-        f.period_to = take("to", _MONTH.match)
-        raw_id = take("person_id", lambda v: try_normalise(v)[0] is not None)
-        f.person_id = try_normalise(raw_id)[0] if raw_id else None
+        f.village = take("village", _VILLAGE.fullmatch)
+        f.county = take("county", _COUNTY.fullmatch)
+        f.period_from = take("from", _MONTH.fullmatch)
+        f.period_to = take("to", _MONTH.fullmatch)
+        if by_person:
+            f.person_id, why = _person_id(params.get("person_id"))
+            if why:
+                f.refused.append(why)
         amount = take("min_amount", _is_amount)
         f.min_amount_cents = int(Decimal(amount) * 100) if amount else None
         f.sort = take("sort", lambda v: v in ("amount", "age")) or "amount"
-        page = take("page", lambda v: v.isdigit() and 0 < int(v) < 100000)
+        page = take("page", lambda v: v.isascii() and v.isdigit() and 0 < int(v) < 100000)
         f.page = int(page) if page else 1
         return f
 
     def conditions(self) -> list[ColumnElement[bool]]:
         c: list[ColumnElement[bool]] = []
+        if self.refused:  # whoever lists with a refused filter gets nothing, never everything
+            c.append(false())
         if self.rule:
             c.append(alert.c.rule == self.rule)
         if self.severity:
@@ -128,12 +139,29 @@ class AlertFilter:
         return urllib_parse.urlencode({k: v for k, v in values.items() if v not in (None, "")})
 
 
+def _person_id(value: Any) -> tuple[str | None, str | None]:
+    """(the ID number, None), (None, None) when none was given, or (None, why it is not one). What is
+    harmless is tidied first: spaces anywhere, full-width digits, a lowercase x; a 15-digit number becomes
+    its 18-digit form."""
+    tidy = "".join(unicodedata.normalize("NFKC", value if isinstance(value, str) else "").split()).upper()
+    if not tidy:
+        return None, None
+    person_id, why = try_normalise(tidy)
+    if person_id:
+        return person_id, None
+    zh, _, en = (why or "").partition(" / ")
+    return None, (f"身份证号无效，未查询：{zh}。请输入完整的18位身份证号（不是脱敏后的） / not a valid ID number, "
+                  f"nothing searched: {en}. Enter the whole 18-character number (not a masked one)")
+
+
 def _is_amount(value: str) -> bool:
     try:
         d = Decimal(value)
     except InvalidOperation:
         return False
-    return d >= 0 and d == d.quantize(Decimal("0.01")) and d < 10**12
+    if not d.is_finite():  # NaN, Infinity
+        return False
+    return d >= 0 and d < 10**12 and d == d.quantize(Decimal("0.01"))
 
 
 # what a row of the queue, the search and its exports shows (not the evidence: a case reads it alone)
@@ -308,20 +336,23 @@ def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False) -> di
     recoveries = [dict(x) for x in conn.execute(select(recovery).where(recovery.c.alert_id == alert_id)
                                                  .order_by(recovery.c.id)).mappings()]
     recovered = sum(x["amount_cents"] for x in recoveries)
+    snoozed = a.status in workflow.OPEN and a.snoozed_until is not None and a.snoozed_until > today
     return {**row, "explain_zh": rule.explain_zh if rule else "", "explain_en": rule.explain_en if rule else "",
             "evidence": [e for e in evidence if e.get("fact") != "feature" or e.get("flagged")],
             "explanation": explanation, "timeline": timeline(conn, alert_id), "recoveries": recoveries,
-            "recovered": yuan(recovered), "actions": allowed_actions(u, a.status), "unmasked": unmasked}
+            "recovered": yuan(recovered), "actions": allowed_actions(u, a.status, snoozed), "unmasked": unmasked,
+            "snoozed": snoozed}
 
 
-def allowed_actions(u: User, status: str) -> list[str]:
-    """The forms the case page offers: what the lifecycle allows from this status, nothing to auditors."""
+def allowed_actions(u: User, status: str, snoozed: bool = False) -> list[str]:
+    """The forms the case page offers: what the lifecycle allows from this status, nothing to auditors; an
+    alert snoozed now is not offered another snooze."""
     if u.read_only:
         return []
     acts = [name for name, (starts, _) in workflow.TRANSITIONS.items() if status in starts]
     if status == "confirmed":
         acts.insert(0, "recover")
-    if status in workflow.OPEN:
+    if status in workflow.OPEN and not snoozed:
         acts.append("snooze")
     return acts
 
@@ -336,25 +367,43 @@ def timeline(conn: Connection, alert_id: str) -> list[dict]:
 # -- data quality ----------------------------------------------------------------------------------
 
 
-def quality_summary(conn: Connection) -> list[dict]:
-    """Rejected rows per source and delivery day."""
+CITY_WIDE = ("city", "auditor")  # who sees every rejected row, those no area can be named for too
+
+
+def _quality_area(conn: Connection, u: User, c: list[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
+    """`c` and, for a user below the city, only the rejected rows placed in their area (quality.villages_of):
+    a row that names no village of theirs, or none at all (a whole file, a region), is not theirs."""
+    if u.role in CITY_WIDE:
+        return c
+    rows = conn.execute(select(quality_issue.c.id, quality_issue.c.source, quality_issue.c.record_key,
+                               quality_issue.c.raw).where(*c)).all()
+    area = u.region_code[:workflow.SCOPE_DIGITS[u.role]]
+    villages = quality.villages_of(conn, [(r.source, r.record_key, r.raw) for r in rows])
+    ids = [r.id for r, village in zip(rows, villages, strict=True) if village and village.startswith(area)]
+    return [*c, quality_issue.c.id.in_(ids)]
+
+
+def quality_summary(conn: Connection, u: User) -> list[dict]:
+    """Rejected rows per source and delivery day, in the user's area."""
     return [dict(r) for r in conn.execute(
         select(quality_issue.c.source, quality_issue.c.delivery_day, func.count().label("rows"))
+        .where(*_quality_area(conn, u, []))
         .group_by(quality_issue.c.source, quality_issue.c.delivery_day)
         .order_by(quality_issue.c.delivery_day.desc(), quality_issue.c.source)).mappings()]
 
 
-def quality_rows(conn: Connection, source: str | None, day: str | None, page: int,
+def quality_rows(conn: Connection, u: User, source: str | None, day: str | None, page: int,
                  size: int = 50) -> Page:
-    """The rejected rows (file, line, masked key, field, reason), newest day first."""
-    c = []
+    """The rejected rows in the user's area (file, line, masked key, field, reason), newest day first."""
+    c: list[ColumnElement[bool]] = []
     if source:
         c.append(quality_issue.c.source == source)
-    if day and _DAY.match(day):
+    if day and _DAY.fullmatch(day):
         c.append(quality_issue.c.delivery_day == day)
     q = select(quality_issue.c.source, quality_issue.c.delivery_day, quality_issue.c.file_name,
                quality_issue.c.line, quality_issue.c.record_key, quality_issue.c.field, quality_issue.c.reason
-               ).where(*c).order_by(quality_issue.c.delivery_day.desc(), quality_issue.c.source, quality_issue.c.line)
+               ).where(*_quality_area(conn, u, c)
+                       ).order_by(quality_issue.c.delivery_day.desc(), quality_issue.c.source, quality_issue.c.line)
     total, page, pages, q = _page_of(conn, q, page, size)
     rows = conn.execute(q).mappings()
     return Page([{**r, "record_key": redact(r["record_key"] or ""), "reason": redact(r["reason"])} for r in rows],
@@ -372,17 +421,34 @@ class AuditFilter:
     day_from: str | None = None
     day_to: str | None = None
     page: int = 1
+    ignored: list[str] = field(default_factory=list)  # the parameters that were not valid values
 
     @classmethod
     def from_query(cls, params: Any) -> AuditFilter:
-        def text(name: str, pattern: str) -> str | None:
-            value = (params.get(name) or "").strip()
-            return value if value and re.fullmatch(pattern, value) else None
+        ignored: list[str] = []
 
-        page = text("page", r"\d{1,5}")
+        def text(name: str, pattern: str, ok=lambda v: True) -> str | None:
+            value = (params.get(name) or "").strip()
+            if not value:
+                return None
+            if re.fullmatch(pattern, value) and ok(value):
+                return value
+            ignored.append(name)
+            return None
+
+        page = text("page", r"[0-9]{1,5}")
         return cls(user_id=text("user", r"[\w.@-]{1,64}"), action=text("action", r"[a-z_]{1,20}"),
-                   alert_id=text("alert", r"[\w-]{1,40}"), day_from=text("from", r"\d{4}-\d{2}-\d{2}"),
-                   day_to=text("to", r"\d{4}-\d{2}-\d{2}"), page=int(page) if page and int(page) > 0 else 1)
+                   alert_id=text("alert", r"[\w-]{1,40}"), day_from=text("from", _DAY.pattern, _is_day),
+                   day_to=text("to", _DAY.pattern, _is_day), page=int(page) if page and int(page) > 0 else 1,
+                   ignored=ignored)
+
+
+def _is_day(value: str) -> bool:
+    try:
+        date.fromisoformat(value)
+    except ValueError:  # 2025-13-45
+        return False
+    return True
 
 
 def audit_log(conn: Connection, u: User, f: AuditFilter, size: int = 50) -> Page:

@@ -1,8 +1,12 @@
 """Sessions, CSRF tokens, the secret key and the response headers of the web app.
 
 The session is a signed cookie (Starlette's SessionMiddleware: HttpOnly, SameSite=Lax, Secure when
-RISK_HTTPS_ONLY is set) holding the login name, the CSRF token and the language; it is cleared and
-re-issued at login. Every form carries the session's CSRF token and every POST is refused without it.
+RISK_HTTPS_ONLY is set) holding the login name, the token of the server-side session (risk.accounts:
+`web_session`), the CSRF token and the language; it is cleared and re-issued at login. The cookie alone
+logs no one in: every request needs the live server-side session, which logging out, a new password and a
+lockout end for every browser of the user, and which ends by itself after RISK_SESSION_HOURS or
+RISK_SESSION_IDLE_MINUTES without a request. Every form carries the session's CSRF token and every POST is
+refused without it.
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 
 SESSION_COOKIE = "risk_session"
-SESSION_HOURS = 8
 CSRF_FIELD = "csrf_token"
 
 HEADERS = {

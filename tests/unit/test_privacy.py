@@ -104,3 +104,82 @@ def test_a_whole_day_from_the_command_line_leaves_no_unmasked_id_or_name(
     assert main(["privacy", "scan", str(var / "logs"), "--db", db]) == 1
     out = capsys.readouterr().out
     assert "risk.log:" in out and person not in out and name not in out
+
+
+FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in ID)  # １１０１０５…００２X
+
+
+def test_the_access_log_keeps_a_line_whose_url_holds_an_id_number_masked() -> None:
+    """uvicorn's access log reads its five arguments itself: masking must keep them (it once replaced them
+    with none, the formatter failed, and every line with an ID number in its URL was lost)."""
+    from uvicorn.logging import AccessFormatter
+
+    privacy.install()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False))
+    logger = logging.getLogger("uvicorn.access.test_privacy")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        logger.info('%s - "%s %s HTTP/%s" %d', "10.0.0.7:51234", "GET", f"/search?person_id={ID}", "1.1", 200)
+        logger.info('%s - "%s %s HTTP/%s" %d', "10.0.0.7:51234", "GET", "/alerts?page=2", "1.1", 200)
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue().splitlines() == [
+        '10.0.0.7:51234 - "GET /search?person_id=110105********002X HTTP/1.1" 200 OK',
+        '10.0.0.7:51234 - "GET /alerts?page=2 HTTP/1.1" 200 OK']
+
+
+def test_full_width_id_numbers_are_masked_as_half_width_ones_and_found_by_the_scan(tmp_path: Path) -> None:
+    mixed = ID[:9] + FULL_WIDTH[9:]
+    text = f"key {FULL_WIDTH}, mixed {mixed}, lowercase {FULL_WIDTH[:17]}ｘ, day ２０２５０３０１"
+    out = privacy.redact(text)
+    assert FULL_WIDTH not in out and mixed not in out and FULL_WIDTH[:17] + "ｘ" not in out
+    assert f"key {privacy.mask_id(FULL_WIDTH)}," in out and "１１０１０５********００２X" in out
+    assert "day ２０２５０３０１" in out  # an eight-digit date is no ID number
+
+    privacy.install()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("risk.test_privacy.full_width")
+    logger.addHandler(handler)
+    try:
+        logger.warning("rejected %s", FULL_WIDTH)
+    finally:
+        logger.removeHandler(handler)
+    assert FULL_WIDTH not in stream.getvalue() and "１１０１０５********００２X" in stream.getvalue()
+
+    (tmp_path / "a.log").write_text(f"leak {FULL_WIDTH}\nknown {mixed}\n", encoding="utf-8")
+    found = privacy.scan([tmp_path], ids={ID})
+    assert [(f.line, f.kind) for f in found] == [(1, "resident_id"), (2, "resident_id")]
+    assert all(FULL_WIDTH not in str(f) and ID not in str(f) for f in found)
+    assert [f.kind for f in privacy.scan([tmp_path])] == ["id_number", "id_number"]  # a valid check character
+
+
+def test_the_quality_export_and_report_treat_a_full_width_id_as_a_half_width_one(db_url: str, tmp_path: Path) -> None:
+    """`risk quality export`: `key` is the key column as delivered (contract §5), a half-width ID number as
+    much as a full-width one; the reason masks both; the report and the log mask both."""
+    import csv
+
+    from helpers import base_day, load, make_id, recipient, settings, write
+
+    from risk.db import gateway
+    from risk.ingest import quality
+
+    half = make_id(seq=3)
+    half = half[:17] + ("0" if half[17] != "0" else "1")  # a wrong check character: rejected
+    full = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in make_id(seq=4))  # rejected
+    landing = tmp_path / "landing"
+    base_day(landing)
+    write(landing, "2025-03-02", "recipients", [recipient(half), recipient(full)])
+    load(settings(db_url, tmp_path), landing, "2025-03-01", "2025-03-02")
+    with gateway.transaction(db_url) as conn:
+        rows = list(csv.DictReader(io.StringIO(quality.export_csv(conn))))
+        report = quality.write_report(conn, tmp_path / "report").read_text(encoding="utf-8")
+    by_key = {r["key"]: r for r in rows if r["source"] == "recipients"}
+    assert set(by_key) == {half, full}
+    for value in (half, full):
+        assert value not in by_key[value]["reason"] and privacy.mask_id(value) in by_key[value]["reason"]
+        assert value not in report and privacy.mask_id(value) in report

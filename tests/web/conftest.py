@@ -1,4 +1,8 @@
-"""A generated city with web accounts for one user of each role, and a logged-in test client."""
+"""A generated city with web accounts for one user of each role, and a logged-in test client.
+
+`city` is the city on SQLite; a test module that must hold on PostgreSQL too defines its own `city` as
+`both_databases` (below): each of its tests then runs on `sqlite_city` and on `postgres_city` (marked
+`postgres`)."""
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from warehouses import pg_database
 
 from risk import accounts, pipeline
 from risk.db import gateway
@@ -38,10 +43,36 @@ class City:
 
 
 @pytest.fixture(scope="session")
-def city(tmp_path_factory) -> City:
+def sqlite_city(tmp_path_factory) -> City:
     out = tmp_path_factory.mktemp("web-city")
+    return _build_city(out, f"sqlite:///{out / 'w.db'}")
+
+
+@pytest.fixture(scope="session")
+def postgres_city(tmp_path_factory) -> Iterator[City]:
+    """The same city in a PostgreSQL database of its own (dropped afterwards)."""
+    out = tmp_path_factory.mktemp("web-city-pg")
+    with pg_database() as url:
+        yield _build_city(out, url)
+
+
+@pytest.fixture(scope="session")
+def city(sqlite_city) -> City:
+    return sqlite_city
+
+
+def both_databases(request) -> City:
+    """A module's `city`, once on SQLite and once on PostgreSQL:
+    `city = pytest.fixture(params=DATABASES, scope="module")(both_databases)`."""
+    return request.getfixturevalue(f"{request.param}_city")
+
+
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _build_city(out: Path, url: str) -> City:
     generate(out, people=1200, months=5, seed=13)
-    settings = Settings(database_url=f"sqlite:///{out / 'w.db'}", var_dir=out / "var")
+    settings = Settings(database_url=url, var_dir=out / "var")
     pipeline.run(settings, out / "landing", send_digests=False)
     with gateway.transaction(settings.database_url) as conn:
         # the village with most new alerts, and another village's alert
