@@ -1,12 +1,12 @@
 """Alerts: one per (rule, person), exported per contract §5."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 
 from sqlalchemy import Connection, select
 
+from risk import spreadsheet
 from risk.db.tables import alert
 
 EXPORT_COLUMNS = ["alert_id", "rule", "person_id", "village_code", "severity", "score", "amount_at_risk",
@@ -47,7 +47,7 @@ def render(rows: list[dict], fmt: str) -> str:
             r["evidence"] = json.loads(r["evidence"])
         return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    w = spreadsheet.dict_writer(buf, EXPORT_COLUMNS, lineterminator="\n")  # no cell a live formula
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()

@@ -6,7 +6,6 @@ points at the log file where the details are.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import logging
@@ -97,11 +96,16 @@ def cmd_quality_export(args) -> int:
 
 
 def cmd_quality_ledger(args) -> int:
+    from risk import spreadsheet
     from risk.ingest import quality
 
     with _warehouse(args) as conn:
         led = quality.ledger(conn)
-    _write(led.to_csv(index=False), args.out)
+    buf = io.StringIO()
+    w = spreadsheet.writer(buf, lineterminator="\n")  # a delivered file name is text a spreadsheet could run
+    w.writerow(list(led.columns))
+    w.writerows(led.itertuples(index=False))
+    _write(buf.getvalue(), args.out)
     unbalanced = led[~led["balanced"]]
     if len(unbalanced):
         _say(f"{len(unbalanced)} 个文件不平衡 / files do not balance")
@@ -212,9 +216,15 @@ def cmd_alerts_show(args) -> int:
 def cmd_alerts_act(args) -> int:
     from risk import workflow
 
-    to = _workflow(args, lambda conn: workflow.act(conn, args.user, args.alert_id, args.action_name,
-                                                   comment=args.comment, reason=getattr(args, "reason", None)))
+    def work(conn):
+        to = workflow.act(conn, args.user, args.alert_id, args.action_name, comment=args.comment,
+                          reason=getattr(args, "reason", None))
+        return to, workflow.balance(conn, args.user, args.alert_id) if to == "closed" else None
+
+    to, left = _workflow(args, work)
     _say(f"{args.alert_id}: {workflow.STATUS_ZH.get(to, to)} ({to})")
+    if left is not None and left.remaining_cents > 0:  # closed with money not recovered: said, and in the audit log
+        _say(f"注意 / note: {left.unrecovered_words()}")
     return 0
 
 
@@ -228,9 +238,34 @@ def cmd_alerts_recover(args) -> int:
 
     from risk import workflow
 
-    total = _workflow(args, lambda conn: workflow.record_recovery(
-        conn, args.user, args.alert_id, args.amount, date.fromisoformat(args.date), args.method, args.comment))
-    _say(f"{args.alert_id}: 已追回合计 / recovered so far ¥{total}")
+    try:
+        on = date.fromisoformat(args.date)
+    except ValueError:
+        raise InputError(f"日期格式应为 年-月-日 / the date must be YYYY-MM-DD, got {args.date!r}") from None
+    after = _workflow(args, lambda conn: workflow.record_recovery(
+        conn, args.user, args.alert_id, args.amount, on, args.method, args.comment, reason=args.reason))
+    _say(f"{args.alert_id}: 已登记追回 / recovery recorded: {after.words()}")
+    return 0
+
+
+def cmd_alerts_reverse(args) -> int:
+    from risk import workflow
+
+    after = _workflow(args, lambda conn: workflow.reverse_recovery(conn, args.user, args.alert_id, args.entry,
+                                                                   args.reason))
+    _say(f"{args.alert_id}: 已冲正第 {args.entry} 笔 / entry {args.entry} reversed: {after.words()}")
+    return 0
+
+
+def cmd_alerts_ledger(args) -> int:
+    from risk import spreadsheet, workflow
+
+    rows = _workflow(args, lambda conn: workflow.ledger(conn, args.user, args.alert_id))
+    buf = io.StringIO()
+    w = spreadsheet.dict_writer(buf, workflow.LEDGER_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    _write(buf.getvalue(), args.out)
     return 0
 
 
@@ -243,11 +278,11 @@ def cmd_alerts_snooze(args) -> int:
 
 
 def cmd_alerts_history(args) -> int:
-    from risk import workflow
+    from risk import spreadsheet, workflow
 
     rows = _workflow(args, lambda conn: workflow.history(conn, args.alert_id))
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["id", "alert_id", "at", "user_id", "action", "from_status", "to_status",
+    w = spreadsheet.dict_writer(buf, fieldnames=["id", "alert_id", "at", "user_id", "action", "from_status", "to_status",
                                         "comment", "details"], lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
@@ -274,6 +309,7 @@ def cmd_notify(args) -> int:
 def cmd_users_list(args) -> int:
     from sqlalchemy import select
 
+    from risk import spreadsheet
     from risk.accounts import DEFAULT_LANGUAGE, languages_of
     from risk.db.tables import supervisor
 
@@ -281,7 +317,7 @@ def cmd_users_list(args) -> int:
         rows = conn.execute(select(supervisor).order_by(supervisor.c.user_id)).all()
         chosen = languages_of(conn, [r.user_id for r in rows])
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = spreadsheet.writer(buf, lineterminator="\n")
     w.writerow(["user_id", "role", "region_code", "language", "email", "notify_url"])
     for r in rows:
         w.writerow([r.user_id, r.role, r.region_code, chosen.get(r.user_id, DEFAULT_LANGUAGE),
@@ -386,7 +422,7 @@ def cmd_sql_queries(args) -> int:
 
 
 def cmd_sql_run(args) -> int:
-    from risk import sql_access
+    from risk import spreadsheet, sql_access
 
     params: dict[str, object] = {}
     for item in args.param:
@@ -400,7 +436,7 @@ def cmd_sql_run(args) -> int:
         _write(json.dumps(rows, ensure_ascii=False, default=str, indent=1) + "\n", args.out)
     else:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+        w = spreadsheet.dict_writer(buf, list(rows[0]) if rows else [], lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
         _write(buf.getvalue(), args.out)
@@ -540,8 +576,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--date", required=True, help="YYYY-MM-DD")
     p.add_argument("--method", required=True, help="bank_return | deduction | repayment | court | other")
     p.add_argument("--comment")
+    p.add_argument("--reason", help="超出涉及金额时须写明原因 / needed when the total would exceed the amount at risk")
     _db(p)
     p.set_defaults(func=cmd_alerts_recover)
+    p = alerts.add_parser("reverse", help="冲正一笔登记错误的追回 / reverse a wrong recovery entry")
+    p.add_argument("alert_id")
+    p.add_argument("--user", required=True)
+    p.add_argument("--entry", type=int, required=True, help="要冲正的追回记录序号 / the entry (see `alerts ledger`)")
+    p.add_argument("--reason", required=True, help="冲正原因 / why it is reversed")
+    _db(p)
+    p.set_defaults(func=cmd_alerts_reverse)
+    p = alerts.add_parser("ledger", help="追回台账：每笔、累计与尚余 / the recovery ledger: entries, totals, what "
+                                         "remains")
+    p.add_argument("alert_id", nargs="?", help="只看这一条预警 / only this alert (default: every alert in the area)")
+    p.add_argument("--user", required=True)
+    p.add_argument("--format", choices=["csv"], default="csv")
+    _out(p)
+    _db(p)
+    p.set_defaults(func=cmd_alerts_ledger)
     p = alerts.add_parser("snooze", help="暂缓（最多180天）/ snooze up to 180 days")
     p.add_argument("alert_id")
     p.add_argument("--user", required=True)

@@ -3,6 +3,12 @@
     new → acknowledged → investigating → confirmed | dismissed (reason code + comment)
     confirmed → recovery recorded (amount, date, method; several partial) → closed
 
+Money entries are checked: a recovery is dated no later than today (in Asia/Shanghai), one that would take
+the recovered total past the amount at risk needs a stated reason (kept in the audit log), a wrong entry is
+undone by a reversing entry (the opposite amount, naming the entry it reverses, with a reason: the ledger is
+append-only and its sum is always what was recovered), and closing a case with money still to recover is
+said (the web app asks the user to confirm it, and the audit log keeps what was left).
+
 Every change goes to `alert_event` (who, when, from, to, comment); nothing is ever deleted. Scope is
 decided here and only here: a village supervisor sees the alerts of their village, township and county
 staff every village under them, city staff and auditors the whole city; auditors change nothing.
@@ -14,12 +20,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from risk.alerts import yuan
 from risk.db.tables import alert, alert_event, recovery, supervisor
 from risk.errors import RiskError
+from risk.orchestration import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
 
 OPEN = ("new", "acknowledged", "investigating")
@@ -107,8 +116,10 @@ def log_event(conn: Connection, alert_id: str, user_id: str, action: str, before
 
 
 def act(conn: Connection, user_id: str, alert_id: str, action: str, comment: str | None = None,
-        reason: str | None = None) -> str:
-    """Move an alert along the lifecycle; return its new status. Refuses with a clear message."""
+        reason: str | None = None, unrecovered_ok: bool = True) -> str:
+    """Move an alert along the lifecycle; return its new status. Refuses with a clear message. Closing a case
+    with money still to recover keeps what was left in the audit log; with `unrecovered_ok=False` it is refused
+    instead, saying how much (the web app passes False until the user has confirmed it)."""
     u = user(conn, user_id)
     if u.read_only:
         raise NotAllowed("审计人员只能查看，不能修改 / auditors can look but not change anything")
@@ -125,38 +136,174 @@ def act(conn: Connection, user_id: str, alert_id: str, action: str, comment: str
         raise NotAllowed("确认或排除须填写说明 / confirming or dismissing needs a comment")
     if action == "dismiss" and reason not in DISMISS_REASONS:
         raise NotAllowed(f"排除须选择原因 / dismissing needs a reason: {', '.join(DISMISS_REASONS)}")
+    details: dict = {"reason": reason} if reason else {}
+    if action == "close":
+        left = _balance(conn, row)
+        if left.remaining_cents > 0:
+            if not unrecovered_ok:
+                zh, _, en = left.unrecovered_words().partition(" / ")
+                raise NotAllowed(f"{zh}。确认仍要结案，请勾选确认后再提交 / {en}: to close it anyway, tick the "
+                                 "confirmation and submit again")
+            details["unrecovered"] = yuan(left.remaining_cents)
     conn.execute(update(alert).where(alert.c.alert_id == alert_id).values(status=to))
-    log_event(conn, alert_id, u.user_id, action, row.status, to, comment,
-              {"reason": reason} if reason else None)
+    log_event(conn, alert_id, u.user_id, action, row.status, to, comment, details or None)
     return to
 
 
-def record_recovery(conn: Connection, user_id: str, alert_id: str, amount: str, on: date, method: str,
-                    comment: str | None = None) -> Decimal:
-    """A (partial) recovery of a confirmed alert; returns the total recovered so far."""
+@dataclass(frozen=True)
+class Balance:
+    """An alert's money: the amount at risk, what its recovery ledger sums to, and what remains (negative when
+    more was recovered than was at risk)."""
+    at_risk_cents: int
+    recovered_cents: int
+
+    @property
+    def remaining_cents(self) -> int:
+        return self.at_risk_cents - self.recovered_cents
+
+    @property
+    def recovered(self) -> Decimal:
+        return Decimal(yuan(self.recovered_cents))
+
+    @property
+    def remaining(self) -> Decimal:
+        return Decimal(yuan(self.remaining_cents))
+
+    def words(self) -> str:
+        """'合计 ¥X，尚余 ¥Y / ¥X recovered so far, ¥Y remains' (or how much more than at risk)."""
+        got, left = yuan(self.recovered_cents), yuan(abs(self.remaining_cents))
+        if self.remaining_cents >= 0:
+            return f"合计 ¥{got}，尚余 ¥{left} / ¥{got} recovered so far, ¥{left} remains"
+        return f"合计 ¥{got}，超出涉及金额 ¥{left} / ¥{got} recovered so far, ¥{left} more than at risk"
+
+    def unrecovered_words(self) -> str:
+        at_risk, got, left = yuan(self.at_risk_cents), yuan(self.recovered_cents), yuan(self.remaining_cents)
+        return (f"尚有 ¥{left} 未追回（涉及 ¥{at_risk}，已追回 ¥{got}） / ¥{left} of the ¥{at_risk} at risk has not "
+                f"been recovered (¥{got} recovered)")
+
+
+def _recovered_cents(conn: Connection, alert_id: str) -> int:
+    return int(conn.execute(select(func.coalesce(func.sum(recovery.c.amount_cents), 0))
+                            .where(recovery.c.alert_id == alert_id)).scalar() or 0)
+
+
+def _balance(conn: Connection, row) -> Balance:
+    return Balance(int(row.amount_at_risk_cents), _recovered_cents(conn, row.alert_id))
+
+
+def balance(conn: Connection, user_id: str, alert_id: str) -> Balance:
+    """The money of an alert in the user's area."""
+    return _balance(conn, visible(conn, user(conn, user_id), alert_id))
+
+
+def business_today() -> date:
+    """Today where the bureau works (Asia/Shanghai), whatever the server's clock zone."""
+    return datetime.now(ZoneInfo(BUSINESS_TZ)).date()
+
+
+def _may_enter_money(conn: Connection, user_id: str, alert_id: str):
     u = user(conn, user_id)
     if u.read_only:
         raise NotAllowed("审计人员只能查看，不能修改 / auditors can look but not change anything")
-    row = visible(conn, u, alert_id)
+    # read locked (on PostgreSQL) until the entry is in: two entries at once cannot both pass the checks
+    row = conn.execute(select(alert).where(and_(alert.c.alert_id == alert_id, scope(u))).with_for_update()).first()
+    if row is None:  # the same answer as `visible`
+        raise NotAllowed(f"找不到预警或无权查看 / no alert {alert_id} in your area")
     if row.status != "confirmed":
         raise NotAllowed(f"只有已确认的预警可以登记追回 / only confirmed alerts take recoveries (this one is {row.status})")
+    return u, row
+
+
+def record_recovery(conn: Connection, user_id: str, alert_id: str, amount: str, on: date, method: str,
+                    comment: str | None = None, reason: str | None = None, today: date | None = None) -> Balance:
+    """A (partial) recovery of a confirmed alert; returns the alert's money after it. Refused: a date after
+    today (Asia/Shanghai; `today` for tests), and a recovery that takes the total past the amount at risk
+    unless `reason` says why (kept with the entry and in the audit log). An alert with ¥0.00 at risk (an
+    anomaly, whose overpayment the supervisor's check finds) has no such ceiling."""
+    u, row = _may_enter_money(conn, user_id, alert_id)
     try:
         value = Decimal(amount)
     except InvalidOperation:
         raise NotAllowed(f"金额格式不对 / not an amount: {amount}") from None
-    if value <= 0 or value != value.quantize(Decimal("0.01")):
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")) or value >= 10**10:
         raise NotAllowed(f"金额须大于0且最多两位小数 / the amount must be positive with at most two decimals: {amount}")
     if method not in RECOVERY_METHODS:
         raise NotAllowed(f"追回方式 / method must be one of {', '.join(RECOVERY_METHODS)}")
-    value = value.quantize(Decimal("0.01"))
+    limit = today or business_today()
+    if on > limit:
+        raise NotAllowed(f"追回日期 {on} 晚于今天（{limit}），不能登记未来的追回 / the recovery date {on} is after today "
+                         f"({limit}, China time): a recovery cannot be recorded before it happens")
     cents = int(value * 100)
+    after = Balance(int(row.amount_at_risk_cents), _recovered_cents(conn, alert_id) + cents)
+    details = {"amount": yuan(cents), "recovered_on": on.isoformat(), "method": method}
+    why = (reason or "").strip() or None
+    if after.at_risk_cents > 0 and after.remaining_cents < 0:  # ¥0.00 at risk (an anomaly): the check finds
+        # the amount, so there is no ceiling to pass
+        over = yuan(-after.remaining_cents)
+        if why is None:
+            raise NotAllowed(f"追回合计将为 ¥{yuan(after.recovered_cents)}，超出涉及金额 ¥{yuan(after.at_risk_cents)} 共 "
+                             f"¥{over}：如确需登记，须写明原因 / the recoveries would total ¥{yuan(after.recovered_cents)}, "
+                             f"¥{over} more than the ¥{yuan(after.at_risk_cents)} at risk: to record it, state the reason")
+        details.update(over_by=over, reason=why)
+    else:
+        why = None  # a reason is kept only where one is needed
     conn.execute(recovery.insert().values(alert_id=alert_id, amount_cents=cents, recovered_on=on, method=method,
-                                          recorded_by=u.user_id, recorded_at=datetime.now()))
-    log_event(conn, alert_id, u.user_id, "recover", row.status, row.status, comment,
-              {"amount": str(value), "recovered_on": on.isoformat(), "method": method})
-    total = conn.execute(select(func.coalesce(func.sum(recovery.c.amount_cents), 0))
-                         .where(recovery.c.alert_id == alert_id)).scalar()
-    return (Decimal(int(total or 0)) / 100).quantize(Decimal("0.01"))
+                                          reason=why, recorded_by=u.user_id, recorded_at=datetime.now()))
+    log_event(conn, alert_id, u.user_id, "recover", row.status, row.status, comment, details)
+    return after
+
+
+def reverse_recovery(conn: Connection, user_id: str, alert_id: str, entry_id: int, reason: str,
+                     today: date | None = None) -> Balance:
+    """Undo a wrong recovery entry of a confirmed alert with a reversing entry: the opposite amount, the same
+    method, dated today (Asia/Shanghai), naming the entry it reverses, with the reason (also in the audit log).
+    Nothing is deleted; an entry is reversed at most once and a reversal is not reversed (record the right
+    amount as a new recovery instead)."""
+    u, row = _may_enter_money(conn, user_id, alert_id)
+    why = (reason or "").strip()
+    if not why:
+        raise NotAllowed("冲正须填写原因 / a reversal needs a reason")
+    entry = conn.execute(select(recovery).where(and_(recovery.c.id == entry_id, recovery.c.alert_id == alert_id))).first()
+    if entry is None or entry.amount_cents < 0:
+        raise NotAllowed(f"此预警没有第 {entry_id} 笔追回记录 / this alert has no recovery entry {entry_id}")
+    if conn.execute(select(recovery.c.id).where(recovery.c.reverses == entry_id)).first() is not None:
+        raise NotAllowed(f"第 {entry_id} 笔追回记录已冲正过 / recovery entry {entry_id} is already reversed")
+    on = today or business_today()
+    amount = yuan(entry.amount_cents)
+    conn.execute(recovery.insert().values(alert_id=alert_id, amount_cents=-entry.amount_cents, recovered_on=on,
+                                          method=entry.method, reverses=entry_id, reason=why, recorded_by=u.user_id,
+                                          recorded_at=datetime.now()))
+    log_event(conn, alert_id, u.user_id, "recover", row.status, row.status,
+              f"冲正第 {entry_id} 笔追回 ¥{amount} / reverses recovery entry {entry_id} (¥{amount})",
+              {"amount": yuan(-entry.amount_cents), "recovered_on": on.isoformat(), "method": entry.method,
+               "reverses": entry_id, "reason": why})
+    return _balance(conn, row)
+
+
+LEDGER_COLUMNS = ["entry", "alert_id", "recovered_on", "amount", "method", "reverses", "reason", "recorded_by",
+                  "recorded_at", "amount_at_risk", "recovered_total", "remaining"]
+
+
+def ledger(conn: Connection, user_id: str, alert_id: str | None = None) -> list[dict]:
+    """The recovery ledger of the alerts in the user's area (or of one of them), entry by entry in the order
+    recorded, each with its alert's running total and what remains after it (LEDGER_COLUMNS)."""
+    u = user(conn, user_id)
+    q = (select(recovery, alert.c.amount_at_risk_cents).join(alert, alert.c.alert_id == recovery.c.alert_id)
+         .where(scope(u)).order_by(recovery.c.alert_id, recovery.c.id))
+    if alert_id is not None:
+        visible(conn, u, alert_id)
+        q = q.where(recovery.c.alert_id == alert_id)
+    out: list[dict] = []
+    totals: dict[str, int] = {}
+    for r in conn.execute(q):
+        totals[r.alert_id] = totals.get(r.alert_id, 0) + r.amount_cents
+        out.append({"entry": r.id, "alert_id": r.alert_id, "recovered_on": r.recovered_on.isoformat(),
+                    "amount": yuan(r.amount_cents), "method": r.method, "reverses": r.reverses or "",
+                    "reason": r.reason or "", "recorded_by": r.recorded_by,
+                    "recorded_at": r.recorded_at.isoformat(timespec="seconds"),
+                    "amount_at_risk": yuan(r.amount_at_risk_cents), "recovered_total": yuan(totals[r.alert_id]),
+                    "remaining": yuan(r.amount_at_risk_cents - totals[r.alert_id])})
+    return out
 
 
 def snooze(conn: Connection, user_id: str, alert_id: str, days: int, reason: str, today: date | None = None) -> date:

@@ -340,6 +340,9 @@ alert_event = Table(
     Column("details", Text),  # JSON
 )
 
+# The recovery ledger, append-only: a recovery is a positive entry; a wrong one is undone by a reversing entry,
+# its opposite amount naming it (`reverses`, at most once) with the reason. `reason` also says why a recovery
+# took the total past the amount at risk. The sum per alert is what was recovered.
 recovery = Table(
     "recovery", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -349,7 +352,11 @@ recovery = Table(
     Column("method", String(40), nullable=False),
     Column("recorded_by", String, nullable=False),
     Column("recorded_at", DateTime, nullable=False),
-    CheckConstraint("amount_cents > 0", name="amount_positive"),
+    Column("reverses", Integer),
+    Column("reason", Text),
+    UniqueConstraint("reverses"),
+    CheckConstraint("(reverses IS NULL AND amount_cents > 0) OR "
+                    "(reverses IS NOT NULL AND amount_cents < 0 AND reason IS NOT NULL)", name="entry_or_reversal"),
 )
 
 # Every digest delivery attempt: to whom, through which channel, when, how it went.

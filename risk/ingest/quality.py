@@ -2,7 +2,6 @@
 the CSV export of contract §5 and the data-quality report a person can open."""
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -15,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, and_, case, delete, func, select
 
+from risk import spreadsheet
 from risk.contract import BY_NAME, Kind
 from risk.db.tables import FACT_TABLES, delivery_file, quality_issue, recipient, region, sighting
 from risk.identity import mask_id
@@ -169,7 +169,7 @@ def export_rows(conn: Connection) -> list[dict]:
 
 def export_csv(conn: Connection) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    w = spreadsheet.dict_writer(buf, EXPORT_COLUMNS, lineterminator="\n")  # no cell a live formula
     w.writeheader()
     w.writerows(export_rows(conn))
     return buf.getvalue()

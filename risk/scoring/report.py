@@ -2,12 +2,12 @@
 distribution, and the precision of anomaly alerts that supervisors have decided, per model version."""
 from __future__ import annotations
 
-import csv
 import io
 import json
 
 from sqlalchemy import Connection, select
 
+from risk import spreadsheet
 from risk.db.tables import alert, score, score_night
 from risk.scoring.registry import current, listing
 from risk.settings import Settings
@@ -19,7 +19,7 @@ SCORE_COLUMNS = ["person_id", "score", "model_version", "top_features"]
 
 def scores_csv(conn: Connection) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = spreadsheet.writer(buf, lineterminator="\n")  # no cell a live formula
     w.writerow(SCORE_COLUMNS)
     for r in conn.execute(select(score.c.person_id, score.c.score, score.c.model_version, score.c.top_features)
                           .order_by(score.c.rank)):

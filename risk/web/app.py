@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from risk import accounts, workflow
+from risk import accounts, spreadsheet, workflow
 from risk.db import gateway
 from risk.errors import RiskError
 from risk.settings import Settings
@@ -228,10 +228,18 @@ def create_app(settings: Settings) -> FastAPI:
 
         def work(conn, me):
             if action == "recover":
-                total = workflow.record_recovery(conn, me.user_id, alert_id, data.get("amount", ""),
+                after = workflow.record_recovery(conn, me.user_id, alert_id, data.get("amount", ""),
                                                  _day(data.get("date")), data.get("method", ""),
-                                                 data.get("comment") or None)
-                return f"已登记追回，合计 ¥{total} / recovery recorded: ¥{total} so far"
+                                                 data.get("comment") or None, reason=data.get("over_reason"))
+                zh, _, en = after.words().partition(" / ")
+                return f"已登记追回，{zh} / recovery recorded: {en}"
+            if action == "reverse_recovery":
+                entry = data.get("entry", "")
+                after = workflow.reverse_recovery(conn, me.user_id, alert_id,
+                                                  int(entry) if entry.isdigit() and len(entry) < 10 else 0,
+                                                  data.get("reason", ""))
+                zh, _, en = after.words().partition(" / ")
+                return f"已冲正第 {entry} 笔，{zh} / entry {entry} reversed: {en}"
             if action == "snooze":
                 days = int(data["days"]) if data.get("days", "").isdigit() else 0
                 until = workflow.snooze(conn, me.user_id, alert_id, days, data.get("comment", ""))
@@ -239,7 +247,8 @@ def create_app(settings: Settings) -> FastAPI:
             if action == "dismiss" and not me.read_only and data.get("reason") not in workflow.DISMISS_REASONS:
                 raise workflow.NotAllowed(DISMISS_NEEDS_A_REASON)  # chosen by the user: none is preselected
             to = workflow.act(conn, me.user_id, alert_id, action, comment=data.get("comment") or None,
-                              reason=data.get("reason") or None)
+                              reason=data.get("reason") or None,
+                              unrecovered_ok=action != "close" or data.get("confirm_unrecovered") == "yes")
             zh, en = i18n.STATUS.get(to, (to, to))
             return f"已更新为「{zh}」 / now {en}"
 
@@ -315,12 +324,13 @@ def create_app(settings: Settings) -> FastAPI:
         buf.write("\ufeff")  # Excel opens UTF-8 CSV with Chinese correctly only with a BOM
         w = csv.writer(buf, lineterminator="\r\n")
         w.writerow([label for _, label in fields])
-        w.writerows(zip(*(columns[k] for k, _ in fields), strict=True))
+        # delivered text (a village's name) that a spreadsheet would run gets a quote in front; amounts stay numbers
+        w.writerows(zip(*(spreadsheet.cells(columns[k]) for k, _ in fields), strict=True))
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="alerts.csv"'})
 
     def _xlsx_export(request: Request, form: dict[str, str]) -> Response:
-        columns, fields = _export(request, form)
+        columns, fields = _export(request, form)  # the writer makes formula-like text plain text (risk.spreadsheet)
         content = xlsx.workbook_of_columns(
             "预警 alerts", [label for _, label in fields],
             [[xlsx.Number(v) for v in columns[k]] if k in ("amount", "recovered") else columns[k] for k, _ in fields])

@@ -5,6 +5,10 @@ The search's export is a whole city's alerts when nothing narrows it; openpyxl b
 and took about half a millisecond a row here (seconds for a city). This writes the sheet a column at a time
 with Arrow's string kernels: each column's cells are escaped and wrapped in one call per step, then the
 rows joined (a city's 11,911 alerts: about a third faster than a Python expression per cell).
+
+No cell is ever a formula: a cell is inline text or a number's value, never an <f>; text a spreadsheet would run
+once edited (`=…`, `+…`, `-…`, `@…`) gets a quote in front (`risk.spreadsheet`, on the whole column), and a
+"number" whose spelling is not a plain number is written as text, so nothing reaches a <v> but digits.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from xml.sax.saxutils import quoteattr
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from risk import spreadsheet
+
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -29,16 +35,27 @@ Cell = str | int | Decimal | None
 
 # characters XML 1.0 does not allow (a delivered name could hold one): left out of the text
 _NOT_XML = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"
-_SPECIAL = r"[&<>\x00-\x08\x0b\x0c\x0e-\x1f\x{FFFE}\x{FFFF}]"  # what _escaped changes (most text has none)
+_SPECIAL = r"[&<>\r]"  # what XML needs escaped (most text has none)
+_ATTENTION = f"{spreadsheet.ARROW_TRIGGER}|{_NOT_XML}|{_SPECIAL}"  # anything _inline changes
+# what a <v> may hold: a number as Python spells an int or a Decimal (anything else is written as text)
+_NUMERIC = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+_NULL = pa.scalar(None, pa.string())
 
 
-def _escaped(text: pa.Array) -> pa.Array:
-    """The column's text escaped for XML (&, <, >), characters XML does not allow left out."""
-    if not pc.any(pc.match_substring_regex(text, _SPECIAL)).as_py():
+def _inline(text: pa.Array) -> pa.Array:
+    """The column's text as it goes in a cell's <t>: characters XML does not allow left out; then text that a
+    spreadsheet would run given a quote in front (`risk.spreadsheet`; in this order, so that a character left
+    out cannot uncover an "="); then escaped for XML (&, <, >, and CR, which a reader would turn into LF).
+    Most columns need none of it: one look finds that."""
+    if not pc.any(pc.match_substring_regex(text, _ATTENTION)).as_py():
         return text
-    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
-        text = pc.replace_substring(text, raw, entity)
-    return pc.replace_substring_regex(text, _NOT_XML, "")
+    if pc.any(pc.match_substring_regex(text, _NOT_XML)).as_py():
+        text = pc.replace_substring_regex(text, _NOT_XML, "")
+    text = spreadsheet.column(text)
+    if pc.any(pc.match_substring_regex(text, _SPECIAL)).as_py():
+        for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("\r", "&#13;")):
+            text = pc.replace_substring(text, raw, entity)
+    return text
 
 
 def _is_number(v: object) -> bool:
@@ -56,12 +73,18 @@ def _cells(letter: str, rows: pa.Array, values: Sequence[Cell]) -> pa.Array:
         texts = [None if v is None or _is_number(v) else str(v) for v in values]
         numbers = [str(v) if _is_number(v) else None for v in values]
     text = pa.array(texts, pa.string())
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-    cell = pc.binary_join_element_wise(f'<c r="{letter}', rows, '" t="inlineStr"><is><t xml:space="preserve">',
-                                       _escaped(text), "</t></is></c>", "")
+    number = None
     if numbers is not None:
-        cell = pc.coalesce(cell, pc.binary_join_element_wise(f'<c r="{letter}', rows, '"><v>',
-                                                             pa.array(numbers, pa.string()), "</v></c>", ""))
+        number = pa.array(numbers, pa.string())
+        plain = pc.match_substring_regex(number, _NUMERIC)
+        text = pc.coalesce(text, pc.if_else(plain, _NULL, number))  # a Number that is not one: text
+        number = pc.if_else(plain, number, _NULL)
+    text = _inline(text)
+    text = pc.if_else(pc.equal(text, ""), _NULL, text)
+    cell = pc.binary_join_element_wise(f'<c r="{letter}', rows, '" t="inlineStr"><is><t xml:space="preserve">',
+                                       text, "</t></is></c>", "")
+    if number is not None:
+        cell = pc.coalesce(cell, pc.binary_join_element_wise(f'<c r="{letter}', rows, '"><v>', number, "</v></c>", ""))
     return pc.fill_null(cell, "")
 
 
@@ -119,7 +142,8 @@ def column_letters(n: int) -> list[str]:
 def workbook(sheet_name: str, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> bytes:
     """The .xlsx file: one sheet named `sheet_name` (at most 31 characters, none of []:*?/\\), the header
     in its first row (frozen), then the rows. Numbers (int, Decimal, Number) go in as numbers, the rest as
-    text; an empty or None cell is left out."""
+    text (`risk.spreadsheet`: a text that would run as a formula gets a quote in front); an empty or None cell
+    is left out."""
     rows = list(rows)
     if any(len(values) != len(header) for values in rows):
         raise ValueError("every row must have as many values as the header")

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from warehouses import warehouse
 
 from risk import pipeline, workflow
 from risk.cli import main
@@ -17,13 +19,14 @@ from risk.settings import Settings
 from risk.synth import generate
 
 
-@pytest.fixture(scope="module")
-def city(tmp_path_factory) -> tuple[str, Path]:
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def city(request, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """A generated city's warehouse, on SQLite and on PostgreSQL: the workflow runs on both."""
     out = tmp_path_factory.mktemp("workflow-city")
     generate(out, people=1500, months=6, seed=9)
-    url = f"sqlite:///{out / 'w.db'}"
-    pipeline.run(Settings(database_url=url, var_dir=out / "var"), out / "landing")
-    return url, out
+    with warehouse(request.param, out, "w.db") as url:
+        pipeline.run(Settings(database_url=url, var_dir=out / "var"), out / "landing")
+        yield url, out
 
 
 def people(url: str) -> dict:
@@ -193,14 +196,14 @@ def test_unacknowledged_alerts_move_up_one_level_per_missed_deadline(city):
     assert isinstance(start, datetime)
 
 
-def test_a_dismissed_alert_stays_dismissed_until_new_facts_reopen_it(tmp_path):
+def test_a_dismissed_alert_stays_dismissed_until_new_facts_reopen_it(tmp_path, db_url):
     from rulecity import City
 
     c = City(tmp_path)
     p = c.person("1950-03-03", "F")
     c.death("2025-04-01", p, "2025-02-10")
     c.pay("2025-04-10", p, "resident_pension", "2025-03", "200.00")
-    url = f"sqlite:///{tmp_path / 'w.db'}"
+    url = db_url
     c.run(url)
     with gateway.transaction(url) as conn:
         a = conn.execute(select(alert).where(alert.c.rule == "deceased_payment")).first()

@@ -42,7 +42,9 @@ def test_a_supervisor_works_an_alert_from_new_to_a_closed_recovery(city, client_
     assert "合计 ¥150.50" in act(c, a, action="recover", amount="50.50", date="2026-11-21", method="repayment").text
     r = act(c, a, action="recover", amount="1.234", date="2026-11-21", method="repayment")
     assert "最多两位小数" in r.text
-    final = act(c, a, action="close").text
+    unconfirmed = act(c, a, action="close").text  # money not yet recovered: closing asks to confirm it
+    assert "已更新为「已结案」" not in unconfirmed and "未追回" in unconfirmed
+    final = act(c, a, action="close", confirm_unrecovered="yes").text
     assert "已更新为「已结案」" in final and "/act" not in final.split("处理记录")[0].split("处理</h2>")[-1]
     for step in ("接收", "开始核查", "确认属实", "登记追回", "结案", "上门核实，确属冒领"):
         assert step in final.split("处理记录")[1]

@@ -22,7 +22,7 @@ def test_a_workbook_opens_with_its_header_frozen_text_intact_and_amounts_as_numb
     assert list(got[0]) == header
     assert got[1] == ("a-1", "张*", "<东&西> \"村\"", 1234.5, "ok")
     assert got[2] == ("a-2", "李*", None, 0.05, "tab\there, bell gone")  # an empty cell keeps the next in place
-    assert got[3] == ("a-3", None, "  spaced  ", 7, "=1+1")  # text that looks like a formula stays text
+    assert got[3] == ("a-3", None, "  spaced  ", 7, "'=1+1")  # text a spreadsheet would run: a quote in front
     assert sum(r[3] for r in got[1:]) == pytest.approx(1241.55)
 
 
@@ -71,3 +71,35 @@ def test_a_workbook_from_columns_is_the_workbook_from_rows():
         xlsx.workbook_of_columns("s", header, columns[:2])
     with pytest.raises(ValueError):
         xlsx.workbook_of_columns("s", header, [columns[0], columns[1], columns[2][:-1]])
+
+
+def sheet_xml(content: bytes) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(content)) as z:
+        return z.read("xl/worksheets/sheet1.xml").decode("utf-8")
+
+
+def test_no_cell_is_a_formula_text_that_would_run_gets_a_quote_and_numbers_stay_numbers():
+    """Delivered text that a spreadsheet runs once the cell is edited (=, +, -, @, a tab or CR first, or the
+    full-width signs) reads with a quote in front; amounts, negative ones too, are number cells; a "number"
+    that is not one is text, and nothing ever becomes an <f> element."""
+    import xml.etree.ElementTree as ET
+
+    hostile = ['=HYPERLINK("http://x.example","点此")', "+1+1", "-1+1", "@SUM(A1:A9)", "\t=1+1", "\r=1+1", "＝1+1",
+               "－1"]
+    rows = [[text, xlsx.Number("-12.50"), -3, Decimal("-0.05")] for text in hostile]
+    rows += [["-12.50", xlsx.Number("</v><f>1+1</f><v>"), xlsx.Number("=1+1"), Decimal("NaN")],
+             ["[1, 2]", xlsx.Number("1E+3"), Decimal("1E+3"), None]]
+    content = xlsx.workbook("s", ["a", "b", "c", "d"], rows)
+    root = ET.fromstring(sheet_xml(content))
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    assert root.iter(f"{main}c") and not list(root.iter(f"{main}f"))  # cells, and not one formula
+    got = list(load_workbook(io.BytesIO(content)).active.values)[1:]
+    assert [r[0] for r in got[:len(hostile)]] == ["'" + t for t in hostile]
+    assert all(r[1:] == (-12.5, -3, -0.05) for r in got[:len(hostile)])  # numbers, negative ones too
+    assert got[-2] == ("-12.50", "</v><f>1+1</f><v>", "'=1+1", "NaN")  # as text (a plain number as text stays)
+    assert got[-1] == ("[1, 2]", 1000, 1000, None)
+    # a character XML has no place for is left out first: it cannot hide an "=" from the check
+    hidden = xlsx.workbook("s", ["a"], [["\x01=1+1"], ["\x0b@SUM(A1)"]])
+    assert list(load_workbook(io.BytesIO(hidden)).active.values)[1:] == [("'=1+1",), ("'@SUM(A1)",)]
