@@ -8,8 +8,8 @@ wall time, CPU time (user + system) and the peak RSS of the stage's process tree
 20 ms; the database server's own processes are not counted). CPU time is the steadier figure on a
 shared machine. The stages, on the window ending at the newest delivery day:
 
-  training     registry.train: features, the group forests fitted, the skops file written, registered
-  baseline     imports and that model file loaded (sha256 check, skops): what every stage carries
+  training     registry.train: features, the group forests fitted, their skops bytes registered
+  baseline     imports and that model loaded (sha256 check, skops): what every stage carries
   features     compute_features for the whole city
   scoring      nightly.score_counties for the whole city: model, features, scores, everyone's top features,
                the K candidates' explanations, written to score_part
@@ -18,8 +18,9 @@ shared machine. The stages, on the window ending at the newest delivery day:
   finish       nightly.finish: the city-wide ranking, the night's distribution, the anomaly alerts
 
 The warehouse is left as it was found: training and finish roll back their transactions (the trained
-model's file goes to a temporary folder, and scoring uses that model), and the score_part rows that
-scoring commits are deleted at the end.
+model is exported to a temporary folder first, and the other stages load it from there as they would a
+model registered before migration 0015: see registry.model_bytes), and the score_part rows that scoring
+commits are deleted at the end.
 
 The baseline shows what every stage carries before it holds anyone (the interpreter, the libraries,
 the model). To estimate a larger city, run it on two warehouses of different sizes: every structure a
@@ -149,6 +150,8 @@ def child(a: argparse.Namespace) -> int:
     if a.stage == "training":
         with rolled_back(state["db"]) as conn:
             trained = registry.train(conn, settings, as_of, window_days=window)
+            registry.models_dir(settings).mkdir(parents=True, exist_ok=True)
+            registry.export(conn, settings, trained, registry.models_dir(settings) / trained.file)
         path.write_text(json.dumps({**state, "registered": asdict(trained)}, default=str))
     elif a.stage == "baseline":
         registry.load_model(settings, registered)

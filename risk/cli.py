@@ -472,6 +472,20 @@ def cmd_model_train(args) -> int:
     return 0
 
 
+def cmd_model_export(args) -> int:
+    from risk.scoring import registry
+
+    settings = _settings(args)
+    with _warehouse(args) as conn:
+        registered = registry.current(conn)
+        if registered is None:
+            raise InputError("仓库中还没有模型 / no model is registered in this warehouse")
+        sha = registry.export(conn, settings, registered, Path(args.out))
+    _say(f"已导出 / exported {registered.version} to {args.out}, sha256 {sha} (the warehouse keeps the model: "
+         f"this copy is for inspection)")
+    return 0
+
+
 def cmd_model_report(args) -> int:
     from risk import pipeline
 
@@ -689,6 +703,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="窗口结束日 / window ends on this day (default: newest loaded day)")
     _db(p)
     p.set_defaults(func=cmd_model_train)
+    p = m.add_parser("export", help="把当前模型导出为 skops 文件 / write the current model's skops file (a copy: "
+                                    "the warehouse keeps the model)")
+    p.add_argument("--out", required=True, help="skops 文件 / the skops file to write")
+    _db(p)
+    p.set_defaults(func=cmd_model_export)
     p = m.add_parser("report", help="模型、漂移与精度 / the model, drift and precision per version")
     _out(p)
     _db(p)

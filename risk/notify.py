@@ -4,19 +4,39 @@ In the supervisor's language (Chinese unless they chose English: `risk users set
 to each case. Sent through Apprise to the user's email (RISK_SMTP_URL, an Apprise mailto URL without `to`)
 and to their notify_url (WeCom, DingTalk, Feishu bots, JSON webhooks); or written to an outbox folder
 instead. Every delivery is recorded; a failing channel is retried with backoff and never fails the run.
+
+Each delivery is recorded as it is made, so that a run stopped while sending leaves a record of what is
+left, and nothing waits for the whole send (it held one write transaction, and SQLite's web logins with
+it):
+
+1. decide (`build`, `record`: one short transaction): the digests due, one `notification` row per digest
+   and channel, status `due`, with the message itself;
+2. take (`deliver`, its own short transaction): a row goes from `due` to `sending`, with the sender's
+   name (host, process id and start) and time;
+3. send it, outside any transaction;
+4. mark it `sent` or `failed` (its own short transaction).
+
+A rerun decides nothing twice (a digest's alerts are those raised since the last one decided that is
+due, being sent or sent) and sends what is left: the `due` rows of any run. A row left `sending` is the
+one message a stopped run had in flight: nobody knows whether it arrived. It is sent again
+(at-least-once) as soon as its sender is known to have stopped: a process of this host that no longer
+runs, or, on another host, a start more than `SENDING_LEASE` ago. A supervisor may get that one message
+twice; none loses the digest that tells them of new alerts, which nothing else would tell them again.
+Two senders at once (the nightly and the escalation DAG) each take a row only while it is still due.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, or_, select, update
 
 from risk.accounts import DEFAULT_LANGUAGE, languages_of
 from risk.alerts import yuan
@@ -27,6 +47,8 @@ from risk.workflow import SCOPE_DIGITS, User
 
 log = logging.getLogger(__name__)
 TOP = 5
+TOLD = ("due", "sending", "sent")  # a delivery in these states tells its alerts: no later digest repeats them
+SENDING_LEASE = timedelta(minutes=15)  # far longer than one delivery takes (attempts, backoff, timeouts)
 
 
 @dataclass
@@ -41,9 +63,10 @@ class Digest:
 
 
 def _last_sent(conn: Connection) -> dict[str, datetime]:
-    """user_id → when their last digest was delivered (users never sent one are missing)."""
-    return dict(conn.execute(select(notification.c.user_id, func.max(notification.c.sent_at))
-                             .where(notification.c.status == "sent").group_by(notification.c.user_id)).all())
+    """user_id → when their last digest that was delivered, is being sent or is due was decided (users
+    never sent one are missing)."""
+    return dict(conn.execute(select(notification.c.user_id, func.max(notification.c.created_at))
+                             .where(notification.c.status.in_(TOLD)).group_by(notification.c.user_id)).all())
 
 
 WORDS = {
@@ -77,7 +100,7 @@ def _title(rule_code: str, lang: str) -> str:
 
 def build(conn: Connection, base_url: str = "") -> list[Digest]:
     """The digests due now: for each supervisor (auditors get none), the alerts raised or escalated to their
-    level since their last delivered digest, in the language they chose (Chinese unless English); nobody
+    level since their last digest that was delivered or is on its way (`TOLD`), in the language they chose (Chinese unless English); nobody
     with nothing new gets a message. ID numbers and names of the people concerned are masked.
 
     A few queries whatever the number of supervisors: the last deliveries, the alerts still new since the
@@ -154,34 +177,138 @@ def _send(url: str, subject: str, body: str, attempts: int, backoff: float) -> t
     return False, attempts, error
 
 
-def deliver(conn: Connection, digests: list[Digest], outbox: Path | None = None, attempts: int = 3,
-            backoff: float = 1.0) -> dict[str, int]:
-    """Send (or write to `outbox`) every digest; record each delivery; return counts by status."""
+def record(conn: Connection, digests: list[Digest], outbox: Path | None = None,
+           decided_at: datetime | None = None) -> int:
+    """Decide: one `due` row per digest and channel (the outbox when there is one, else email when
+    RISK_SMTP_URL is set and the supervisor has an address, and their notify_url), with the message. A
+    digest with nowhere to go is recorded failed at once, so that someone can see who is never told;
+    returns how many were. `decided_at` (`created_at`: the next digest tells what was raised after it)
+    is best taken before `build` read the alerts."""
     smtp = os.environ.get("RISK_SMTP_URL", "")
-    counts = {"sent": 0, "failed": 0}
+    now = decided_at or datetime.now()
+    rows, nowhere = [], 0
     for d in digests:
-        channels: list[tuple[str, str | None]] = []
         if outbox is not None:
-            outbox.mkdir(parents=True, exist_ok=True)
-            (outbox / f"{d.user.user_id}.txt").write_text(f"{d.subject}\n\n{d.body}", encoding="utf-8")
-            channels.append(("outbox", None))
+            channels = ["outbox"]
         else:
-            if d.email and smtp:
-                joiner = "&" if "?" in smtp else "?"
-                channels.append(("email", f"{smtp}{joiner}to={d.email}"))
-            if d.notify_url:
-                channels.append(("url", d.notify_url))
-        if not channels:  # recorded, so that someone can see who is never told
-            conn.execute(notification.insert().values(
-                user_id=d.user.user_id, channel="none", sent_at=datetime.now(), status="failed", attempts=0,
-                alerts=d.alerts, subject=d.subject, error="没有邮箱或通知地址 / no email or notify_url to send to"))
-            counts["failed"] += 1
-        for kind, url in channels:
-            ok, tries, error = (True, 1, None) if url is None else _send(url, d.subject, d.body, attempts, backoff)
-            if not ok:
-                log.warning("digest for %s through %s failed after %d attempts: %s", d.user.user_id, kind, tries, error)
-            conn.execute(notification.insert().values(
-                user_id=d.user.user_id, channel=kind, sent_at=datetime.now(), status="sent" if ok else "failed",
-                attempts=tries, alerts=d.alerts, subject=d.subject, error=error))
-            counts["sent" if ok else "failed"] += 1
-    return counts
+            channels = (["email"] if d.email and smtp else []) + (["url"] if d.notify_url else [])
+        row = {"user_id": d.user.user_id, "created_at": now, "attempts": 0, "alerts": d.alerts,
+               "subject": d.subject, "body": d.body}
+        if not channels:
+            nowhere += 1
+            rows.append({**row, "channel": "none", "status": "failed", "sent_at": now,
+                         "error": "没有邮箱或通知地址 / no email or notify_url to send to"})
+        rows += [{**row, "channel": kind, "status": "due", "sent_at": None, "error": None} for kind in channels]
+    if rows:
+        conn.execute(notification.insert(), rows)
+    return nowhere
+
+
+def deliver(database_url: str, outbox: Path | None = None, attempts: int = 3,
+            backoff: float = 1.0) -> dict[str, int]:
+    """Send every delivery that is due, this run's and any an earlier run left (see the module's
+    docstring): each taken and marked in a short transaction of its own, sent outside any. Returns
+    counts by outcome; `resent`: messages a stopped run had in flight, sent again."""
+    from risk.db import gateway
+
+    me = _sender()
+    counts = {"sent": 0, "failed": 0, "resent": _resume(database_url)}
+    smtp = os.environ.get("RISK_SMTP_URL", "")
+    while True:
+        with gateway.transaction(database_url) as conn:
+            taken = _take(conn, me)
+        if taken is None:
+            return counts
+        row, email, notify_url = taken
+        try:
+            ok, tries, error = _make(row, email, notify_url, smtp, outbox, attempts, backoff)
+        except Exception as e:  # an outbox that cannot be written, say: recorded, never fails the run
+            ok, tries, error = False, 1, type(e).__name__
+        if not ok:
+            log.warning("digest for %s through %s failed after %d attempts: %s", row.user_id, row.channel, tries, error)
+        with gateway.transaction(database_url) as conn:
+            marked = conn.execute(update(notification).where(
+                notification.c.id == row.id, notification.c.claimed_by == me).values(
+                status="sent" if ok else "failed", sent_at=datetime.now(), attempts=tries, error=error,
+                claimed_by=None)).rowcount
+        if not marked:
+            log.warning("摘要 %d 已被另一发送者接手 / delivery %d was taken over by another sender", row.id, row.id)
+        counts["sent" if ok else "failed"] += 1
+
+
+def _take(conn: Connection, me: str):
+    """The oldest due delivery, now `sending` by `me`, with the supervisor's email and notify_url; None when
+    nothing is due. A row another sender took first is passed over."""
+    while True:
+        row = conn.execute(select(notification).where(notification.c.status == "due")
+                           .order_by(notification.c.id).limit(1)).first()
+        if row is None:
+            return None
+        took = conn.execute(update(notification).where(notification.c.id == row.id, notification.c.status == "due")
+                            .values(status="sending", started_at=datetime.now(), claimed_by=me)).rowcount
+        if took:
+            found = conn.execute(select(supervisor.c.email, supervisor.c.notify_url)
+                                 .where(supervisor.c.user_id == row.user_id)).first()
+            return row, *(found or (None, None))
+
+
+def _make(row, email: str | None, notify_url: str | None, smtp: str, outbox: Path | None, attempts: int,
+          backoff: float) -> tuple[bool, int, str | None]:
+    """Make one delivery: (delivered, attempts, error)."""
+    body = row.body or ""
+    if row.channel == "outbox":
+        if outbox is None:
+            return False, 0, "没有发件箱文件夹 / no outbox folder to write to"
+        outbox.mkdir(parents=True, exist_ok=True)
+        (outbox / f"{row.user_id}.txt").write_text(f"{row.subject}\n\n{body}", encoding="utf-8")
+        return True, 1, None
+    if row.channel == "email":
+        if not (smtp and email):
+            return False, 0, "没有邮件服务器或邮箱 / RISK_SMTP_URL or the supervisor's email is not set"
+        joiner = "&" if "?" in smtp else "?"
+        return _send(f"{smtp}{joiner}to={email}", row.subject, body, attempts, backoff)
+    if row.channel == "url" and notify_url:
+        return _send(notify_url, row.subject, body, attempts, backoff)
+    return False, 0, "没有通知地址 / no notify_url to send to"
+
+
+def _sender() -> str:
+    """This process, as a `notification.claimed_by`: host, process id and start time."""
+    import psutil
+
+    return f"{socket.gethostname()} {os.getpid()} {psutil.Process().create_time():.2f}"
+
+
+def _stopped(claimed_by: str | None, started_at: datetime | None) -> bool:
+    """Whether the sender that took a delivery has stopped: a process of this host that no longer runs
+    (or is another process now), else a start more than SENDING_LEASE ago."""
+    import psutil
+
+    host, _, rest = (claimed_by or "").partition(" ")
+    pid, _, start = rest.partition(" ")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            process = psutil.Process(int(pid))
+            return process.status() == psutil.STATUS_ZOMBIE or f"{process.create_time():.2f}" != start
+        except psutil.Error:
+            return True
+    return started_at is None or datetime.now() - started_at > SENDING_LEASE
+
+
+def _resume(database_url: str) -> int:
+    """Put the deliveries a stopped sender left `sending` back to `due` (at-least-once: see the module's
+    docstring); how many."""
+    from risk.db import gateway
+
+    with gateway.transaction(database_url) as conn:
+        left = [r for r in conn.execute(select(notification.c.id, notification.c.user_id, notification.c.channel,
+                                               notification.c.claimed_by, notification.c.started_at)
+                                        .where(notification.c.status == "sending"))
+                if _stopped(r.claimed_by, r.started_at)]
+        for r in left:
+            conn.execute(update(notification).where(notification.c.id == r.id, notification.c.status == "sending",
+                                                    notification.c.claimed_by.is_not_distinct_from(r.claimed_by))
+                         .values(status="due", claimed_by=None))
+            log.warning("摘要发送中断，将重发（可能重复一次）/ a run stopped while sending the digest for %s "
+                        "through %s: it is sent again (it may arrive twice)", r.user_id, r.channel)
+    return len(left)

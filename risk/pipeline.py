@@ -115,39 +115,59 @@ def start_scoring(settings: Settings, as_of: str | None = None, features: pd.Dat
     """Tonight's scoring plan: the current model (a first one is trained when none is registered, on
     `features` when given: the whole city's of tonight), the day, and K, the number of anomaly alerts (the
     top share of the city's recipients). Clears what an earlier, unfinished night left in `score_part`.
+    The current model is loaded here from the warehouse (kept by this process for its scoring): when it
+    cannot be (its bytes fail the hash check or skops cannot build them, or a model registered before
+    0015 has lost its file), a new one is trained in its place with a warning, and the plan says why
+    (`retrained_because`), so that the night's scoring and digests go on. A model registered before 0015
+    that loads from its file is stored in the warehouse.
     `for_parts`: the night is scored in parts (the DAG): the city's features are computed here, once, and
     shared with them (risk.scoring.night_features; the plan names the file). {"scored": 0, ...} when there
     is nothing to score."""
     from risk.db.tables import recipient, score_part
     from risk.scoring import night_features, nightly, registry
     from risk.scoring.features import compute_features, home_counties
+    from risk.scoring.model import ModelFileError
 
     homes = None
+    retrained_because = None
     with gateway.reading(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
         if day is None:
             return {"scored": 0}
         registered = registry.current(conn)
+        first = registered is None
+        if registered is not None:
+            try:
+                registry.load_model(settings, registered, conn)
+            except (ModelFileError, OSError) as e:
+                retrained_because = str(e) if isinstance(e, ModelFileError) else f"{type(e).__name__}: {e.strerror}"
+                log.warning("当前模型无法加载，改为训练新模型 / the current model %s cannot be loaded, a new one is "
+                            "trained in its place: %s", registered.version, e)
+                registered = None
         if (registered is None or for_parts) and features is None:
             features = compute_features(conn, date.fromisoformat(day), settings.window_days)
         if for_parts:
             homes = home_counties(conn)
     trained = registered is None
     if registered is None:
-        log.info("no behaviour model registered yet: training the first one")
+        if first:
+            log.info("no behaviour model registered yet: training the first one")
         assert features is not None
         try:
             forest, scores = registry.fit(features)
         except registry.TooFewPeople as e:
             log.warning("behaviour scoring skipped: %s", e)
-            return {"scored": 0, "skipped": str(e)}
+            return {"scored": 0, "skipped": str(e), "retrained_because": retrained_because}
         with gateway.transaction(settings.database_url) as conn:
             registered = registry.register(conn, settings, forest, features, scores, date.fromisoformat(day),
                                            settings.window_days)
     with gateway.transaction(settings.database_url) as conn:
         conn.execute(delete(score_part))
         people = conn.execute(select(func.count()).select_from(recipient)).scalar() or 0
-    plan = {"as_of": day, "model_version": registered.version, "trained_first_model": trained,
+        if not trained:
+            registry.keep_in_warehouse(conn, settings, registered)
+    plan = {"as_of": day, "model_version": registered.version, "trained_first_model": trained and first,
+            "retrained_because": retrained_because,
             "k": nightly.candidates_per_part(people, settings.anomaly_budget)}
     if for_parts:
         assert features is not None and homes is not None
@@ -169,8 +189,9 @@ def score_counties(settings: Settings, plan: dict, counties: list[str] | None = 
     """Score the recipients of a part's counties (None: everyone) with the plan's model, loaded once for
     them all; returns how many. The features: given, else the rows of the city's that the plan shares
     (see start_scoring), else computed here, read without the write lock; writing the scores takes it.
-    NO_COUNTY (people who are not recipients) has no one to score."""
-    from risk.scoring import night_features, nightly
+    The model comes from the warehouse, loaded before the write lock is taken (a process keeps it for its
+    next parts). NO_COUNTY (people who are not recipients) has no one to score."""
+    from risk.scoring import night_features, nightly, registry
     from risk.scoring.features import compute_features
 
     if counties is not None:
@@ -180,8 +201,9 @@ def score_counties(settings: Settings, plan: dict, counties: list[str] | None = 
     as_of = date.fromisoformat(plan["as_of"])
     if features is None and plan.get("features"):
         features = night_features.read(settings, plan["features"], counties)
-    if features is None:
-        with gateway.reading(settings.database_url) as conn:
+    with gateway.reading(settings.database_url) as conn:
+        registry.load_model(settings, _registered(conn, plan), conn)
+        if features is None:
             features = compute_features(conn, as_of, settings.window_days, counties=counties)
     with gateway.transaction(settings.database_url) as conn:
         return nightly.score_counties(conn, settings, _registered(conn, plan), as_of, counties, plan["k"],
@@ -200,7 +222,8 @@ def finish_scoring(settings: Settings, plan: dict) -> dict:
                                 settings.anomaly_budget)
     if plan.get("features"):
         night_features.forget(settings)
-    return {**result, "trained_first_model": plan["trained_first_model"]}
+    return {**result, "trained_first_model": plan["trained_first_model"],
+            "retrained_because": plan.get("retrained_because")}
 
 
 def city_features(database_url: str, as_of: str | None, window_days: int) -> pd.DataFrame | None:
@@ -246,14 +269,23 @@ def escalate(settings: Settings) -> dict:
 
 def notify(settings: Settings, outbox: str | Path | None = None) -> dict:
     """One digest per supervisor with the new and escalated alerts in their area, sent through Apprise, or
-    written to `outbox` (else settings.outbox, RISK_OUTBOX) instead. A failing channel never fails the run."""
+    written to `outbox` (else settings.outbox, RISK_OUTBOX) instead. A failing channel never fails the run.
+    The digests are decided and recorded in one short transaction, then each is sent outside any and
+    marked in its own (risk.notify): a rerun after a stopped run sends only what is left, along with any
+    new digests. `resent`: messages a stopped run had in flight, sent again (at-least-once)."""
+    from datetime import datetime
+
     from risk import notify as digests
 
     box = outbox or settings.outbox
+    folder = Path(box) if box else None
     with gateway.transaction(settings.database_url) as conn:
+        decided_at = datetime.now()
         due = digests.build(conn, base_url=settings.base_url)
-        counts = digests.deliver(conn, due, outbox=Path(box) if box else None)
-    return {"digests": len(due), **counts}
+        nowhere = digests.record(conn, due, outbox=folder, decided_at=decided_at)
+    counts = digests.deliver(settings.database_url, outbox=folder)
+    return {"digests": len(due), "sent": counts["sent"], "failed": counts["failed"] + nowhere,
+            "resent": counts["resent"]}
 
 
 def write_quality_report(settings: Settings) -> str:

@@ -3,6 +3,9 @@ a database of its own: see warehouses.py)."""
 from __future__ import annotations
 
 import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,33 @@ def copy_days(landing: Path, days: list[str], dest: Path) -> Path:
     for d in days:
         shutil.copytree(landing / d, dest / d)
     return dest
+
+
+@dataclass
+class Mailbox:
+    url: str  # an Apprise mailto URL for RISK_SMTP_URL
+    recipients: list[str] = field(default_factory=list)  # every message's recipients, as received
+    messages: list[bytes] = field(default_factory=list)  # every message's content, as received
+
+
+@pytest.fixture
+def smtp() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback (aiosmtpd) and what it received."""
+    from aiosmtpd.controller import Controller
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    box = Mailbox(f"mailto://127.0.0.1:{port}?from=risk@example.org&smtp=127.0.0.1")
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+            box.recipients.extend(envelope.rcpt_tos)
+            box.messages.append(envelope.content)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box
+    controller.stop()

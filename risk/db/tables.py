@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -291,8 +292,8 @@ alert = Table(
 model = Table(
     "model", metadata,
     Column("version", String(40), primary_key=True),  # e.g. iforest-20260105T020000
-    Column("file", String, nullable=False),  # the skops file, relative to the models folder
-    Column("sha256", String(64), nullable=False),  # checked before the file is ever loaded
+    Column("file", String, nullable=False),  # its skops file's name: in var/models for a model registered before 0015
+    Column("sha256", String(64), nullable=False),  # checked before the bytes are ever loaded
     Column("trained_at", DateTime, nullable=False),
     Column("window_start", Date, nullable=False),
     Column("window_end", Date, nullable=False),
@@ -302,6 +303,9 @@ model = Table(
     Column("libraries", Text, nullable=False),  # JSON: library versions it was trained with
     Column("train_scores", Text, nullable=False),  # JSON: quantiles of the training scores
     Column("status", String(12), nullable=False),  # current | retired
+    # the model itself (skops, deflated, a few MB), kept with its warehouse; NULL for a model registered
+    # before 0015 (its file in var/models) and for old retired ones (risk.scoring.registry.KEEP_BYTES)
+    Column("skops", LargeBinary),
     CheckConstraint("status IN ('current', 'retired')", name="status"),
 )
 
@@ -359,18 +363,25 @@ recovery = Table(
                     "(reverses IS NOT NULL AND amount_cents < 0 AND reason IS NOT NULL)", name="entry_or_reversal"),
 )
 
-# Every digest delivery attempt: to whom, through which channel, when, how it went.
+# Every digest delivery: to whom, through which channel, what, how it went. A row is recorded when the
+# digest is decided (status due), before anything is sent; a sender takes it (sending: started_at,
+# claimed_by) and marks it sent or failed, each step its own short transaction (risk.notify).
 notification = Table(
     "notification", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("user_id", String, nullable=False, index=True),
     Column("channel", String(10), nullable=False),  # email | url | outbox | none (nothing to send to)
-    Column("sent_at", DateTime, nullable=False),
-    Column("status", String(10), nullable=False),  # sent | failed
+    Column("created_at", DateTime, nullable=False),  # decided: it tells the alerts raised up to then
+    Column("started_at", DateTime),  # taken by a sender (the last time, if sent again)
+    Column("sent_at", DateTime),  # sent, or failed for good; NULL while due or sending
+    Column("status", String(10), nullable=False, index=True),  # due | sending | sent | failed
+    Column("claimed_by", String),  # the sender while sending: host, process id and start
     Column("attempts", Integer, nullable=False),
     Column("alerts", Integer, nullable=False),
     Column("subject", Text, nullable=False),
+    Column("body", Text),  # the message as decided (IDs and names masked); NULL before 0015
     Column("error", Text),
+    CheckConstraint("status IN ('due', 'sending', 'sent', 'failed')", name="status"),
 )
 
 # What a supervisor chose for themselves (the bureau's supervisors.csv does not carry it): the language of

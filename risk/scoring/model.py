@@ -19,17 +19,21 @@ Sign convention — read this before using the scores:
 Explanations (`explain`) rank features by how much of the isolation each did (see `explain` for why),
 and report beside each the robust z-score a person can verify by hand against the training medians.
 
-Persistence (`save`, `load`) uses skops, never pickle: `load` checks the file's SHA-256 before it
-reads anything, then lets skops build only the types in `TRUSTED_TYPES`.
+Persistence (`dumps`/`loads` for the bytes the warehouse keeps, `save`/`load` for a file) uses skops, never
+pickle: `loads` checks the SHA-256 of the bytes before it reads anything, then lets skops build only the
+types in `TRUSTED_TYPES`. `dumps` writes the same bytes for the same model (see `dumps`).
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import json
 import numbers
 import os
 import re
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -216,10 +220,63 @@ class ModelFileError(RiskError):
     """A saved model that must not be loaded: not the file expected, or holding types not trusted."""
 
 
-def save(model: Any, path: str | os.PathLike[str]) -> str:
-    """Write the fitted model with skops (atomically) and return the SHA-256 (hex) of the bytes written."""
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry: no clock in the bytes
+
+
+def dumps(model: Any) -> bytes:
+    """The fitted model as skops bytes (deflated), the same bytes for the same model.
+
+    skops names the parts of its zip after Python object ids (`__id__`, "140699441099568.npy") and stamps
+    them with the time of writing, so the same model saved twice gave other bytes and another SHA-256.
+    Here the ids and file names are renumbered in the order skops wrote them and every entry carries the
+    same time: a model trained again on the same people has the same hash, and two warehouses that did
+    the same work hold the same bytes. The archive stays one skops reads (`loads`; the tests load it)."""
     check_is_fitted(model)
-    data = skops.io.dumps(model)
+    raw = skops.io.dumps(model)
+    with zipfile.ZipFile(io.BytesIO(raw)) as source:
+        entries = [info.filename for info in source.infolist()]
+        schema = json.loads(source.read("schema.json"))
+        ids: dict[int, int] = {}
+        names: dict[str, str] = {}
+
+        def renumber(node: Any) -> None:
+            if isinstance(node, dict):
+                if isinstance(node.get("__id__"), int):
+                    node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+                if isinstance(node.get("file"), str) and node["file"] in entries:
+                    node["file"] = names.setdefault(node["file"], f"{len(names) + 1}{Path(node['file']).suffix}")
+                for value in node.values():
+                    renumber(value)
+            elif isinstance(node, list):
+                for value in node:
+                    renumber(value)
+
+        renumber(schema)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as target:
+            for name in entries:
+                if name == "schema.json":
+                    continue
+                info = zipfile.ZipInfo(names.get(name, name), date_time=_ZIP_TIME)
+                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o600 << 16
+                target.writestr(info, source.read(name), compresslevel=6)
+            info = zipfile.ZipInfo("schema.json", date_time=_ZIP_TIME)
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o600 << 16
+            target.writestr(info, json.dumps(schema, indent=2), compresslevel=6)
+    return out.getvalue()
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save(model: Any, path: str | os.PathLike[str]) -> str:
+    """Write the fitted model with skops (atomically; `dumps`) and return the SHA-256 (hex) of the bytes."""
+    return write(dumps(model), path)
+
+
+def write(data: bytes, path: str | os.PathLike[str]) -> str:
+    """Write model bytes to a file atomically and return their SHA-256 (hex)."""
     target = Path(path)
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     try:
@@ -230,19 +287,23 @@ def save(model: Any, path: str | os.PathLike[str]) -> str:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    return hashlib.sha256(data).hexdigest()
+    return sha256_of(data)
 
 
 def check_sha256(path: str | os.PathLike[str], expected_sha256: str) -> bytes:
     """The file's bytes, when their SHA-256 is the one expected; a ModelFileError otherwise."""
+    return check_bytes(Path(path).read_bytes(), expected_sha256, os.fspath(path))
+
+
+def check_bytes(data: bytes, expected_sha256: str, where: str) -> bytes:
+    """`data` (the model `where` names), when its SHA-256 is the one expected; a ModelFileError otherwise."""
     expected = expected_sha256.strip().lower()
     if not _SHA256_HEX.fullmatch(expected):
-        raise ModelFileError(f"模型文件的 SHA-256 应为 64 位十六进制 / expected_sha256 must be 64 hex digits, got {expected_sha256!r}")
-    data = Path(path).read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
+        raise ModelFileError(f"模型的 SHA-256 应为 64 位十六进制 / expected_sha256 must be 64 hex digits, got {expected_sha256!r}")
+    actual = sha256_of(data)
     if not hmac.compare_digest(actual, expected):
         raise ModelFileError(
-            f"模型文件校验失败，未加载 / model file {os.fspath(path)} not loaded: its SHA-256 is {actual}, expected {expected}"
+            f"模型校验失败，未加载 / model {where} not loaded: its SHA-256 is {actual}, expected {expected}"
         )
     return data
 
@@ -253,15 +314,26 @@ def load(path: str | os.PathLike[str], expected_sha256: str) -> Any:
     The file is read once; the hash is checked on those bytes and the same bytes are loaded, so a file
     swapped between the check and the load cannot slip through.
     """
-    data = check_sha256(path, expected_sha256)
+    return loads(Path(path).read_bytes(), expected_sha256, os.fspath(path))
+
+
+def loads(data: bytes, expected_sha256: str, where: str = "bytes") -> Any:
+    """The model in `data` (`where` names it in messages), after checking its SHA-256; only `TRUSTED_TYPES`
+    may be built. Bytes that pass the check but that skops cannot build (a library changed under them)
+    are a ModelFileError too."""
+    check_bytes(data, expected_sha256, where)
     try:
         model = skops.io.loads(data, trusted=TRUSTED_TYPES)
     except UntrustedTypesFoundException as error:
         raise ModelFileError(
-            f"模型文件含有不受信任的类型，未加载 / model file {os.fspath(path)} not loaded: {error}"
+            f"模型含有不受信任的类型，未加载 / model {where} not loaded: {error}"
+        ) from error
+    except Exception as error:
+        raise ModelFileError(
+            f"模型无法读取 / model {where} could not be read: {type(error).__name__}"
         ) from error
     if not (type(model).__module__.startswith("risk.scoring.") and type(model).__name__ in MODEL_CLASSES):
         raise ModelFileError(
-            f"模型文件不是行为模型 / model file {os.fspath(path)} holds a {type(model).__name__}, not a behaviour model"
+            f"模型不是行为模型 / model {where} holds a {type(model).__name__}, not a behaviour model"
         )
     return model

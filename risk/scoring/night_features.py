@@ -8,8 +8,8 @@ two parts cost twice the whole. So a night split into parts computes them once (
 city, as a whole run does) and each part reads the rows of its counties and runs the model on them: the
 parts together cost what the whole costs, plus a model load each.
 
-They go from one task to the others as a Parquet file in the var folder, which every worker shares (as it
-shares the models), named in the scoring plan with its sha256, which every read checks. The file holds
+They go from one task to the others as a Parquet file in the var folder, which every worker shares (the
+model comes from the warehouse: risk.scoring.registry), named in the scoring plan with its sha256, which every read checks. The file holds
 person IDs: it lives as long as the night's scoring (finish_scoring deletes it; the next night's start
 removes any a failed night left behind).
 """

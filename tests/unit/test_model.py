@@ -223,6 +223,35 @@ def test_save_load_roundtrip_gives_identical_scores(tmp_path: Path, as_frame: bo
     )
 
 
+def test_the_same_model_is_saved_as_the_same_bytes_in_any_process(tmp_path: Path) -> None:
+    """skops names the parts of its file after object ids and stamps them with the time; `save` renumbers
+    and unstamps them: the production model fitted the same way in two processes, seconds apart, has the
+    same SHA-256 (two warehouses that did the same work hold the same bytes), and loads to the same scores."""
+    import subprocess
+    import sys
+    import time
+
+    from risk.scoring.grouped import GroupedBehaviourForest
+
+    columns = ["night_share", "away_share", "pharmacy_per_30d", "age", "payment_peer_ratio"]
+    fit = (f"import sys, numpy as np, pandas as pd; from risk.scoring.grouped import GroupedBehaviourForest; "
+           f"from risk.scoring.model import save; "
+           f"X = pd.DataFrame(np.random.default_rng(0).normal(size=(500, 5)), columns={columns!r}); "
+           f"print(save(GroupedBehaviourForest(n_estimators=20, random_state=0).fit(X), sys.argv[1]))")
+    digests = []
+    for n in range(2):
+        if n:
+            time.sleep(2.1)  # a zip entry's time has a two-second resolution
+        done = subprocess.run([sys.executable, "-c", fit, str(tmp_path / f"{n}.skops")], capture_output=True,
+                              text=True, timeout=120, check=True)
+        digests.append(done.stdout.strip())
+    assert digests[0] == digests[1] == hashlib.sha256((tmp_path / "1.skops").read_bytes()).hexdigest()
+    assert (tmp_path / "0.skops").read_bytes() == (tmp_path / "1.skops").read_bytes()
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(500, 5)), columns=columns)
+    here = GroupedBehaviourForest(n_estimators=20, random_state=0).fit(X)
+    np.testing.assert_array_equal(load(tmp_path / "0.skops", digests[0]).score_samples(X), here.score_samples(X))
+
+
 def test_tampered_file_is_refused_before_it_is_read_by_skops(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "forest.skops"
     digest = save(BehaviourForest(n_estimators=5, random_state=0).fit(gaussian()), path)

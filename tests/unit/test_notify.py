@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 from email import message_from_bytes
 from email.header import decode_header, make_header
@@ -27,27 +26,6 @@ def city(tmp_path_factory) -> Settings:
     settings = Settings(database_url=f"sqlite:///{out / 'w.db'}", var_dir=out / "var")
     pipeline.run(settings, out / "landing", send_digests=False)
     return settings
-
-
-@pytest.fixture
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    got: list[bytes] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-            got.append(envelope.content)
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, got
-    controller.stop()
 
 
 @pytest.fixture
@@ -76,7 +54,7 @@ def text_of(raw: bytes) -> str:
 
 
 def test_digests_reach_email_and_webhook_masked_and_are_recorded(city, smtp, webhook, monkeypatch, capsys):
-    port, mails = smtp
+    mails = smtp.messages
     hook, posts = webhook
     with gateway.transaction(city.database_url) as conn:
         v = conn.execute(select(alert.c.village_code).where(alert.c.status == "new", alert.c.rule != "anomaly")).scalar()
@@ -84,7 +62,7 @@ def test_digests_reach_email_and_webhook_masked_and_are_recorded(city, smtp, web
         user = conn.execute(select(supervisor).where(supervisor.c.region_code == v)).first()
         mine = conn.execute(select(alert.c.person_id).where(alert.c.village_code == v, alert.c.status == "new")).scalars().all()
         names = conn.execute(select(recipient.c.name).where(recipient.c.person_id.in_(mine))).scalars().all()
-    monkeypatch.setenv("RISK_SMTP_URL", f"mailto://127.0.0.1:{port}?from=risk@example.org&smtp=127.0.0.1")
+    monkeypatch.setenv("RISK_SMTP_URL", smtp.url)
     result = pipeline.notify(city)
     with gateway.transaction(city.database_url) as conn:
         errors = conn.execute(select(notification.c.channel, notification.c.error).where(
@@ -114,18 +92,20 @@ def test_digests_reach_email_and_webhook_masked_and_are_recorded(city, smtp, web
 def test_a_failing_channel_is_recorded_and_never_fails_the_run(city, monkeypatch, tmp_path):
     from risk import notify
 
+    monkeypatch.delenv("RISK_SMTP_URL", raising=False)
     with gateway.transaction(city.database_url) as conn:
-        due = notify.build(conn)  # may be empty after the first test: make one up from any user
-        if not due:
-            u = conn.execute(select(supervisor).where(supervisor.c.role == "village")).first()
-            due = [notify.Digest(notify.User(u.user_id, u.name, u.role, u.region_code), None,
-                                 "json://127.0.0.1:9/", "s", "b", 1)]
-        for d in due:
-            d.notify_url, d.email = "json://127.0.0.1:9/", None  # nothing listens on port 9
-        counts = notify.deliver(conn, due[:1], attempts=2, backoff=0.01)
-        failed = conn.execute(select(notification).where(notification.c.status == "failed")).all()
-    assert counts == {"sent": 0, "failed": 1}
-    assert failed and failed[-1].attempts == 2
+        u = conn.execute(select(supervisor).where(supervisor.c.role == "village")).first()
+        conn.execute(update(supervisor).where(supervisor.c.user_id == u.user_id)
+                     .values(notify_url="json://127.0.0.1:9/"))  # nothing listens on port 9
+        digest = notify.Digest(notify.User(u.user_id, u.name, u.role, u.region_code), None, "json://127.0.0.1:9/",
+                               "s", "b", 1)
+        assert notify.record(conn, [digest]) == 0
+    counts = notify.deliver(city.database_url, attempts=2, backoff=0.01)
+    with gateway.transaction(city.database_url) as conn:
+        failed = conn.execute(select(notification).where(notification.c.status == "failed")
+                              .order_by(notification.c.id)).all()
+    assert counts == {"sent": 0, "failed": 1, "resent": 0}
+    assert failed and failed[-1].attempts == 2 and failed[-1].user_id == u.user_id and failed[-1].sent_at
 
 
 def test_outbox_writes_one_file_per_supervisor(tmp_path_factory, tmp_path):

@@ -21,7 +21,7 @@ from risk.db import gateway
 from risk.db.tables import alert, delivery, model, recipient, score, score_night, score_part
 from risk.scoring import nightly, registry
 from risk.scoring.features import compute_features
-from risk.scoring.model import ModelFileError, load
+from risk.scoring.model import ModelFileError, loads
 from risk.scoring.report import scores_csv
 from risk.settings import Settings
 from risk.synth import generate
@@ -149,18 +149,22 @@ def test_planted_outliers_rank_near_the_top(city):
     assert result.roc_auc is not None and result.roc_auc >= 0.9
 
 
-def test_a_tampered_model_file_is_never_loaded(city, tmp_path):
+def test_a_tampered_model_is_never_loaded(city, tmp_path):
+    """The model's bytes in the warehouse, changed: a process that has not kept the model refuses them."""
     settings, _ = city
     with gateway.transaction(settings.database_url) as conn:
         registered = registry.current(conn)
-    path = registry.models_dir(settings) / registered.file
-    original = path.read_bytes()
+        original = conn.execute(select(model.c.skops).where(model.c.version == registered.version)).scalar()
+    assert original is not None and not list(registry.models_dir(settings).glob("*.skops"))  # no file beside
+    registry._loaded.clear()  # a process that has not loaded it yet
     try:
-        path.write_bytes(original + b"\0")
-        with pytest.raises(ModelFileError):
+        with gateway.transaction(settings.database_url) as conn:
+            conn.execute(model.update().where(model.c.version == registered.version).values(skops=original + b"\0"))
+        with pytest.raises(ModelFileError, match="SHA-256"):
             registry.load_model(settings, registered)
     finally:
-        path.write_bytes(original)
+        with gateway.transaction(settings.database_url) as conn:
+            conn.execute(model.update().where(model.c.version == registered.version).values(skops=original))
     assert registry.load_model(settings, registered) is not None
 
 
@@ -176,8 +180,8 @@ def test_training_again_registers_a_new_current_model(city):
 
 
 def test_a_process_builds_each_registered_model_once(city):
-    """A worker scoring several parts builds the forests from the skops file once per model (the file's
-    hash is checked every time); a newly registered model is built afresh and replaces the kept one."""
+    """A worker scoring several parts builds the forests from the warehouse's skops bytes once per model; a
+    newly registered model is built afresh and replaces the kept one."""
     settings, _ = city
     with gateway.transaction(settings.database_url) as conn:
         registered = registry.current(conn)
@@ -197,8 +201,9 @@ def test_a_process_builds_each_registered_model_once(city):
     assert fresh is not kept and registry.load_model(settings, registered_newer) is fresh
     with gateway.transaction(settings.database_url) as conn:
         X = compute_features(conn, date.fromisoformat(plan["as_of"]))
-    on_disk = load(registry.models_dir(settings) / registered_newer.file, registered_newer.sha256)
-    assert np.array_equal(fresh.score_samples(X), on_disk.score_samples(X))
+    data, _ = registry.model_bytes(settings, registered_newer)
+    kept_in_warehouse = loads(data, registered_newer.sha256)
+    assert np.array_equal(fresh.score_samples(X), kept_in_warehouse.score_samples(X))
     assert not np.array_equal(fresh.score_samples(X), kept.score_samples(X))
 
 
