@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import logging
 import multiprocessing
 import os
@@ -37,6 +38,9 @@ from helpers import (
     snapshot,
     write,
 )
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 
 from risk import pipeline
@@ -504,6 +508,20 @@ def test_any_order_gives_the_same_warehouse(backend, order: str) -> None:
     got = snapshot(url)
     assert got == backend["reference"], diff_snapshots(backend["reference"], got)
     assert_balanced(url)
+
+
+_PERMUTATION = itertools.count()
+
+
+@examples(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(days=st.permutations(ALL_DAYS))
+def test_every_order_of_the_delivery_days_gives_the_same_warehouse(backend, days: list[str]) -> None:
+    """A property (Hypothesis picks the orders, and shrinks a failing one to the fewest days out of place):
+    whatever order departments' days arrive in, the warehouse ends the same, table by table."""
+    url = backend["fresh"](f"permutation-{next(_PERMUTATION)}")
+    load(settings(url, backend["folder"]), backend["landing"], *days)
+    got = snapshot(url)
+    assert got == backend["reference"], diff_snapshots(backend["reference"], got)
 
 
 def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatch) -> None:
