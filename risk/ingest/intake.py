@@ -73,6 +73,7 @@ def check_file(conn: Connection, source: Source, path: Path, day: str, limits: L
     t_read = time.monotonic()
     accepted, invalid = validate(conn, source, read.frame, day)
     checked.accepted, checked.rejections = accepted, checked.rejections + invalid
+    refused_as_broken(checked)
     checked.seconds = {"read": round(t_read - started, 3), "validate": round(time.monotonic() - t_read, 3)}
     return checked
 
@@ -325,18 +326,31 @@ def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = Fal
                     spooled[i].write(part)
                 parts.clear()
 
+    def refuse_the_broken() -> None:
+        for i in done:
+            if results[i].rejected_whole is None and refused_as_broken(results[i]):
+                done[i].clear()
+                if i in spooled:
+                    Path(spooled.pop(i).close()).unlink(missing_ok=True)
+
     run: list[tuple[int, pd.DataFrame]] = []
     for i, frame in reads:
         for start in range(0, max(len(frame), 1), limit):
+            if results[i].rejected_whole is not None:
+                break  # refused as broken: the rest of it is not checked
             run.append((i, frame.iloc[start:start + limit]))
             if sum(len(piece) for _, piece in run) >= limit:
                 check(run)
+                refuse_the_broken()
                 run = []
     if run:
         check(run)
+        refuse_the_broken()
     del reads
     for i, parts in done.items():
         checked = results[i]
+        if checked.rejected_whole is not None:
+            continue
         if typed and spool is not None:
             checked.rows_file = spooled[i].close() if i in spooled else SpoolFile(spool).close()
         elif parts:
@@ -355,6 +369,32 @@ def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = Fal
     if len(files) > 1:
         log.debug("checked %d %s files in one batch (%.1f s)", len(files), source.name, t_done - started)
     return results
+
+
+MAX_REJECTED_ROWS = 100_000  # a file with more rows that fail their checks is refused whole as broken
+
+
+def refused_as_broken(checked: Checked, most: int | None = None) -> bool:
+    """Refuse `checked` whole when more than `most` (MAX_REJECTED_ROWS) of its rows fail their checks: such
+    a file is broken (columns shifted, another source's file, a wrong export), a row-by-row quarantine of
+    it would be of no use to anyone, and its rejections alone would hold gigabytes (two million rows of
+    card events that failed took a load to 14 GB). The department is asked for it again; a few of the
+    reasons say what is wrong. Its rows count as not read, as for any file refused whole."""
+    most = MAX_REJECTED_ROWS if most is None else most
+    # rows waiting for their region (kind reference) are not broken: a later regions.csv admits them
+    failed = [r for r in checked.rejections if r.line is not None and r.kind != "reference"]
+    if len(failed) <= most:
+        return False
+    examples = " | ".join(list(dict.fromkeys(r.reason for r in failed[:1000]))[:3])  # IDs and names masked
+    checked.rejected_whole = (
+        f"超过{most:,}行未通过检查（共读入{checked.rows_read:,}行），文件有误，整个拒收，请部门重新交付 / more than "
+        f"{most:,} of its {checked.rows_read:,} rows fail their checks: the file is refused whole as broken "
+        f"(columns shifted, another source's file, a wrong export); ask the department for it again. "
+        f"例如 / for example: {examples}")
+    checked.rejections = [quality.Rejection(None, None, "file", "", checked.rejected_whole)]
+    checked.rows_read = 0
+    checked.accepted = checked.rows = None
+    return True
 
 
 def _check_run(source: Source, results: list[Checked], run: list[tuple[int, pd.DataFrame]],

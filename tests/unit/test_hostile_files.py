@@ -222,3 +222,36 @@ def test_a_good_file_with_bytes_thrown_in_is_read_or_refused_never_a_crash(at: i
         return
     _no_nul_and_lines_add_up(read)
 
+
+
+# ---------------------------------------------------------------- a file that is mostly broken
+
+
+def test_a_file_whose_rows_mostly_fail_is_refused_whole_as_broken(db_url: str, tmp_path: Path, monkeypatch) -> None:
+    """Past MAX_REJECTED_ROWS failing rows (five here) a file is a broken export, not a few bad rows: it is
+    refused whole, with a few of the reasons, and its rejections never pile up (two million of them took a
+    load to 14 GB). A file with fewer failing rows loads as always, and rows waiting for their region are
+    not failures."""
+    from risk.ingest import intake
+
+    monkeypatch.setattr(intake, "MAX_REJECTED_ROWS", 5)
+    landing = tmp_path / "landing"
+    people = _people(12)
+    base_day(landing, people=[recipient(p) for p in people])
+    shifted = [{**row, "amount": row["paid_on"], "paid_on": row["amount"]} for row in _payment_rows(people, "P")]
+    write(landing, DAY, "payments", shifted[:6] + _payment_rows(people, "Q")[6:])  # 6 of 12 fail: refused
+    write(landing, DAY, "deaths", [])
+    write(landing, NEXT, "payments", shifted[:3] + _payment_rows(people, "R")[3:])  # 3 of 12 fail: loaded
+    waiting = [recipient(make_id(seq=90 + i), village_code="431102001099") for i in range(8)]  # no such village
+    write(landing, NEXT, "recipients", waiting)
+
+    _run(db_url, landing, tmp_path)
+    got = [r for r in rejects(db_url) if r["source"] == "payments"]
+    whole = [r for r in got if r["delivery_day"] == DAY]
+    assert len(whole) == 1 and whole[0]["line"] == ""
+    assert "more than 5 of its 12 rows fail their checks" in whole[0]["reason"] and "amount" in whole[0]["reason"]
+    assert sorted(int(r["line"]) for r in got if r["delivery_day"] == NEXT) == [2, 3, 4]
+    assert sorted(p["payment_id"][0] for p in rows_of(db_url, "payment")) == ["R"] * 9
+    waiting_rows = [r for r in rejects(db_url) if r["source"] == "recipients"]
+    assert len(waiting_rows) == 8  # waiting for their village, one by one, not refused as broken
+    assert_balanced(db_url)
