@@ -317,6 +317,9 @@ def snooze(conn: Connection, user_id: str, alert_id: str, days: int, reason: str
         raise NotAllowed(f"暂缓天数须在1到{MAX_SNOOZE_DAYS}之间 / snooze 1 to {MAX_SNOOZE_DAYS} days")
     if not (reason or "").strip():
         raise NotAllowed("暂缓须填写原因 / snoozing needs a reason")
+    if row.snoozed_until is not None and row.snoozed_until > (today or date.today()):
+        raise NotAllowed(f"已暂缓至 {row.snoozed_until}，不能再次暂缓 / already snoozed until {row.snoozed_until}: "
+                         "it cannot be snoozed again before then")
     until = (today or date.today()) + timedelta(days=days)
     conn.execute(update(alert).where(alert.c.alert_id == alert_id).values(snoozed_until=until))
     log_event(conn, alert_id, u.user_id, "snooze", row.status, row.status, reason, {"until": until.isoformat()})

@@ -335,6 +335,7 @@ def test_random_actions_never_break_the_lifecycle_or_a_scope(city, steps):
         first_event = conn.execute(select(func.coalesce(func.max(alert_event.c.id), 0))).scalar()
     status = dict.fromkeys(every, "new")
     recovered = dict.fromkeys(every, 0)
+    snoozed: set[str] = set()  # snoozed for three days from the same day: not again before then
     clock = datetime(2026, 1, 5, 2, 0)
     for who, action, which, flag in steps:
         a = every[which]
@@ -367,7 +368,7 @@ def test_random_actions_never_break_the_lifecycle_or_a_scope(city, steps):
             continue
         # what the rules allow
         if action == "snooze":
-            allowed = may and status[a] in OPEN
+            allowed = may and status[a] in OPEN and a not in snoozed
         elif action == "recover":
             allowed = may and status[a] == "confirmed" and (recovered[a] + 50000 <= at_risk[a] or flag)
         else:
@@ -386,6 +387,8 @@ def test_random_actions_never_break_the_lifecycle_or_a_scope(city, steps):
             assert now[a] == status[a]
         if action == "recover":
             recovered[a] += 50000
+        if action == "snooze":
+            snoozed.add(a)
         assert {k: v for k, v in now.items() if k != a} == {k: v for k, v in status.items() if k != a}
         status = now
     with gateway.transaction(url) as conn:

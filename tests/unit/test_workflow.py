@@ -156,6 +156,8 @@ def test_snooze_is_capped_audited_and_hides_the_alert_until_then(city):
             workflow.snooze(conn, p["township"], target, 181, "too long")
         until = workflow.snooze(conn, p["township"], target, 30, "本人住院，出院后核实", today=date(2026, 1, 1))
         assert until == date(2026, 1, 31)
+        with pytest.raises(workflow.NotAllowed, match="already snoozed until 2026-01-31"):  # not pushed on and on
+            workflow.snooze(conn, p["township"], target, 30, "again", today=date(2026, 1, 15))
         assert target not in {r.alert_id for r in workflow.queue(conn, p["village"], today=date(2026, 1, 15))}
         assert target in {r.alert_id for r in workflow.queue(conn, p["village"], today=date(2026, 2, 1))}
         last = workflow.history(conn, target)[-1]
