@@ -73,7 +73,7 @@ def check_file(conn: Connection, source: Source, path: Path, day: str, limits: L
     t_read = time.monotonic()
     accepted, invalid = validate(conn, source, read.frame, day)
     checked.accepted, checked.rejections = accepted, checked.rejections + invalid
-    refused_as_broken(checked)
+    refused_as_broken(checked, len(read.frame))
     checked.seconds = {"read": round(t_read - started, 3), "validate": round(time.monotonic() - t_read, 3)}
     return checked
 
@@ -326,26 +326,34 @@ def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = Fal
                     spooled[i].write(part)
                 parts.clear()
 
-    def refuse_the_broken() -> None:
+    checked_rows: dict[int, int] = dict.fromkeys(done, 0)
+
+    def refuse_the_broken(run: list[tuple[int, pd.DataFrame]]) -> None:
+        for i, piece in run:
+            checked_rows[i] += len(piece)
         for i in done:
-            if results[i].rejected_whole is None and refused_as_broken(results[i]):
+            if results[i].rejected_whole is None and refused_as_broken(results[i], checked_rows[i]):
                 done[i].clear()
                 if i in spooled:
                     Path(spooled.pop(i).close()).unlink(missing_ok=True)
 
     run: list[tuple[int, pd.DataFrame]] = []
     for i, frame in reads:
-        for start in range(0, max(len(frame), 1), limit):
+        # a big file's first rows are checked on their own first: a broken export shows there (see
+        # refused_as_broken), before a whole slice of failures is built
+        big = len(frame) > BROKEN_SAMPLE
+        cuts = [0, *range(BROKEN_SAMPLE, len(frame), limit)] if big else list(range(0, max(len(frame), 1), limit))
+        for start, end in zip(cuts, [*cuts[1:], max(len(frame), 1)], strict=True):
             if results[i].rejected_whole is not None:
                 break  # refused as broken: the rest of it is not checked
-            run.append((i, frame.iloc[start:start + limit]))
-            if sum(len(piece) for _, piece in run) >= limit:
+            run.append((i, frame.iloc[start:end]))
+            if sum(len(piece) for _, piece in run) >= limit or (big and start == 0):
                 check(run)
-                refuse_the_broken()
+                refuse_the_broken(run)
                 run = []
     if run:
         check(run)
-        refuse_the_broken()
+        refuse_the_broken(run)
     del reads
     for i, parts in done.items():
         checked = results[i]
@@ -372,23 +380,29 @@ def check_batch(source: Source, files: list[tuple[str, Path]], typed: bool = Fal
 
 
 MAX_REJECTED_ROWS = 100_000  # a file with more rows that fail their checks is refused whole as broken
+BROKEN_SAMPLE = 20_000  # a bigger file is checked this many rows first: if nearly all fail (BROKEN_SHARE),
+BROKEN_SHARE = 0.9  # it is refused whole as broken too
 
 
-def refused_as_broken(checked: Checked, most: int | None = None) -> bool:
-    """Refuse `checked` whole when more than `most` (MAX_REJECTED_ROWS) of its rows fail their checks: such
-    a file is broken (columns shifted, another source's file, a wrong export), a row-by-row quarantine of
-    it would be of no use to anyone, and its rejections alone would hold gigabytes (two million rows of
-    card events that failed took a load to 14 GB). The department is asked for it again; a few of the
-    reasons say what is wrong. Its rows count as not read, as for any file refused whole."""
-    most = MAX_REJECTED_ROWS if most is None else most
+def refused_as_broken(checked: Checked, checked_rows: int | None = None) -> bool:
+    """Refuse `checked` whole when more than MAX_REJECTED_ROWS of its rows fail their checks, or when
+    BROKEN_SHARE of its first `checked_rows` rows (at least BROKEN_SAMPLE) do: such a file is broken
+    (columns shifted, another source's file, a wrong export), a row-by-row quarantine of it would be of no
+    use to anyone, and its rejections alone would hold gigabytes (two million rows of card events that
+    failed took a load to 14 GB). The department is asked for it again; a few of the reasons say what is
+    wrong. Its rows count as not read, as for any file refused whole."""
     # rows waiting for their region (kind reference) are not broken: a later regions.csv admits them
     failed = [r for r in checked.rejections if r.line is not None and r.kind != "reference"]
-    if len(failed) <= most:
+    sampled = checked_rows is not None and checked_rows >= BROKEN_SAMPLE
+    if len(failed) <= MAX_REJECTED_ROWS and not (sampled and len(failed) >= BROKEN_SHARE * (checked_rows or 0)):
         return False
+    how_many = (f"超过{MAX_REJECTED_ROWS:,}行" if len(failed) > MAX_REJECTED_ROWS else f"前{checked_rows:,}行中{len(failed):,}行",
+                f"more than {MAX_REJECTED_ROWS:,}" if len(failed) > MAX_REJECTED_ROWS
+                else f"{len(failed):,} of the first {checked_rows:,}")
     examples = " | ".join(list(dict.fromkeys(r.reason for r in failed[:1000]))[:3])  # IDs and names masked
     checked.rejected_whole = (
-        f"超过{most:,}行未通过检查（共读入{checked.rows_read:,}行），文件有误，整个拒收，请部门重新交付 / more than "
-        f"{most:,} of its {checked.rows_read:,} rows fail their checks: the file is refused whole as broken "
+        f"{how_many[0]}未通过检查（共读入{checked.rows_read:,}行），文件有误，整个拒收，请部门重新交付 / "
+        f"{how_many[1]} of its {checked.rows_read:,} rows fail their checks: the file is refused whole as broken "
         f"(columns shifted, another source's file, a wrong export); ask the department for it again. "
         f"例如 / for example: {examples}")
     checked.rejections = [quality.Rejection(None, None, "file", "", checked.rejected_whole)]

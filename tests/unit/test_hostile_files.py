@@ -255,3 +255,26 @@ def test_a_file_whose_rows_mostly_fail_is_refused_whole_as_broken(db_url: str, t
     waiting_rows = [r for r in rejects(db_url) if r["source"] == "recipients"]
     assert len(waiting_rows) == 8  # waiting for their village, one by one, not refused as broken
     assert_balanced(db_url)
+
+
+def test_a_big_file_whose_first_rows_nearly_all_fail_is_refused_before_the_rest_is_checked(
+        sqlite_url: str, tmp_path: Path, monkeypatch) -> None:
+    """A bigger file than BROKEN_SAMPLE rows (four here) is checked that many rows first: when nearly all
+    of them fail (a shifted export), the file is refused whole without building the failures of the rest."""
+    from risk.ingest import checks, intake
+
+    monkeypatch.setattr(intake, "BROKEN_SAMPLE", 4)
+    suite_runs = []
+    run_suite = checks.run_suite
+    monkeypatch.setattr(checks, "run_suite", lambda source, frame: suite_runs.append(len(frame)) or run_suite(source, frame))
+    landing = tmp_path / "landing"
+    people = _people(10)
+    base_day(landing, people=[recipient(p) for p in people])
+    shifted = [{**row, "amount": row["paid_on"], "paid_on": row["amount"]} for row in _payment_rows(people, "P")]
+    write(landing, DAY, "payments", shifted)
+
+    _run(sqlite_url, landing, tmp_path)
+    whole = [r for r in rejects(sqlite_url) if r["source"] == "payments"]
+    assert len(whole) == 1 and "4 of the first 4 of its 10 rows fail their checks" in whole[0]["reason"]
+    assert 4 in suite_runs and 6 not in suite_runs  # the other six rows were never checked
+    assert rows_of(sqlite_url, "payment") == []
