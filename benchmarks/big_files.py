@@ -1,6 +1,7 @@
 """Benchmark: what one big or hostile delivered file costs to load (a benchmark, not a test).
 
     .venv/bin/python -m benchmarks.big_files --city var/bench/city-100000-12-1 [--db URL] [--work DIR]
+        [--max-file-mib N]
 
 From a generated city (`risk generate`), one landing per case, each loaded into a fresh warehouse by a
 process of its own (`pipeline.prepare` and `load_days`, as `risk run` loads): the city's first day (its
@@ -9,7 +10,8 @@ master data), then one day holding only the case's file:
           about 217 MB: more than a month of a million-person city's);
 - broken: the same rows with their columns shifted by one (every row fails its checks);
 - bomb:   a gzip file of about a megabyte that decompresses to 1 GiB of one endless line.
-Each row: wall time, the peak resident memory of the process tree (sampled every 50 ms), and what became
+The valid file is 207.6 MiB as text, a little over the default RISK_MAX_FILE_MIB (200): --max-file-mib 256
+loads it, which is what a file at the limit costs. Each row: wall time, the peak resident memory of the process tree (sampled every 50 ms), and what became
 of the file (rows loaded, rows rejected, or the reason it was refused whole).
 """
 from __future__ import annotations
@@ -75,6 +77,7 @@ def main() -> int:
     ap.add_argument("--city", type=Path, required=True, help="a city written by `risk generate`")
     ap.add_argument("--db", default=None, help="a PostgreSQL server URL's database prefix (default: SQLite)")
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench" / "big-files")
+    ap.add_argument("--max-file-mib", type=int, help="RISK_MAX_FILE_MIB for the loads (default: the setting's)")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     events = _all_card_events(a.city)
@@ -104,7 +107,8 @@ def main() -> int:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{db}" if a.db is None else _fresh_pg(a.db, case)
         seconds, peak, out = measured([sys.executable, "-c", LOAD, str(landing), url, str(var), DAY],
-                                      {**os.environ, "RISK_VAR_DIR": str(var)})
+                                      {**os.environ, "RISK_VAR_DIR": str(var),
+                                       **({"RISK_MAX_FILE_MIB": str(a.max_file_mib)} if a.max_file_mib else {})})
         file = next((landing / DAY).iterdir())
         got = json.loads(out.strip().splitlines()[-1])
         what = (f"refused whole: {got['rejected_whole'][:90]}…" if got["rejected_whole"]

@@ -66,7 +66,7 @@ class Settings:
     base_url: str = "http://localhost:8000"  # the web app, for the links in digests
     parts: int = DEFAULT_PARTS  # a night's detection and scoring split into at most this many parts
     memory_mib: int = 4096  # what a night's processes may hold together (RISK_MEMORY_MIB): decides what runs at once
-    max_file_mib: int = 256  # a delivered file larger than this as text (decompressed) is refused whole (RISK_MAX_FILE_MIB)
+    max_file_mib: int = 200  # a delivered file larger than this as text (decompressed) is refused whole (RISK_MAX_FILE_MIB)
     session_hours: float = 8  # a web login lasts at most this long (RISK_SESSION_HOURS) …
     session_idle_minutes: float = 30  # … and ends sooner after this long without a request (RISK_SESSION_IDLE_MINUTES)
 
@@ -89,6 +89,6 @@ class Settings:
                    base_url=os.environ.get("RISK_BASE_URL", "http://localhost:8000"),
                    parts=parse_parts(os.environ.get("RISK_PARTS")),
                    memory_mib=int(os.environ.get("RISK_MEMORY_MIB") or "4096"),
-                   max_file_mib=int(os.environ.get("RISK_MAX_FILE_MIB") or "256"),
+                   max_file_mib=int(os.environ.get("RISK_MAX_FILE_MIB") or "200"),
                    session_hours=float(os.environ.get("RISK_SESSION_HOURS") or "8"),
                    session_idle_minutes=float(os.environ.get("RISK_SESSION_IDLE_MINUTES") or "30"))

@@ -263,7 +263,8 @@ def _python_values(col: pd.Series, kind: str) -> Iterable[Any]:
     return col.astype(object).where(col.notna(), None).tolist()
 
 
-CHUNK = 200_000  # rows turned into Python values or CSV text at a time: bounds the memory of a big file
+CHUNK = 50_000  # rows turned into Python values or CSV text at a time: bounds the memory of a big file (a
+# year of a 100,000-person city's card events in one file peaked 140 MiB lower than with 200,000, as fast)
 
 
 def _sqlite_executemany(conn: Connection, table: Table, frame: pd.DataFrame, unless_key: str | None = None) -> int:

@@ -209,6 +209,7 @@ def _load_file(conn: Connection, checked: Checked) -> FileSummary:
     t_typed = time.monotonic()
     rows = checked.rows if checked.rows is not None else typed_rows(source, checked.accepted, day, checked.label)
     checked.accepted = checked.rows = None  # the frames are not needed any more: let a big file's memory go
+    memory.release()  # what checking freed goes back before storing builds its own (a big file's peak)
     seen_before = conn.execute(select(delivery_file.c.source).where(
         (delivery_file.c.delivery_day == day) & (delivery_file.c.source == source.name))).first() is not None
     stored = store(conn, source, rows, seen_before=seen_before)
