@@ -35,7 +35,7 @@ def _settings():
                   "on_failure_callback": notify_operators},
     params={
         "db": Param(None, type=_OPTIONAL_TEXT, description="warehouse URL (default: RISK_DATABASE_URL)"),
-        "var_dir": Param(None, type=_OPTIONAL_TEXT, description="models/reports folder (default: RISK_VAR_DIR)"),
+        "var_dir": Param(None, type=_OPTIONAL_TEXT, description="reports folder (default: RISK_VAR_DIR); the model is kept in the warehouse"),
         "as_of": Param(None, type=_OPTIONAL_TEXT, description="train on the window ending here (default: newest day)"),
     },
     tags=["fund-risk"],

@@ -1,5 +1,6 @@
-"""Where things are and how the bureau wants them: the warehouse URL, the working folder for reports and
-models, the behaviour window and alert budget, escalation deadlines, and where digests go.
+"""Where things are and how the bureau wants them: the warehouse URL (the models live in it), the working
+folder for reports and logs, the behaviour window and alert budget, escalation deadlines, where digests
+go, how big a delivered file may be, and how long a web session lasts.
 
 Each comes from the environment (RISK_*), so the nightly DAG, the escalation DAG and the `risk` command
 read the same values."""
