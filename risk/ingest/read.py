@@ -110,21 +110,17 @@ NUL = b"\x00"
 def _raw(path: Path, limits: Limits = DEFAULT_LIMITS) -> bytearray:
     """The file's bytes, decompressed a slice at a time, without a leading BOM; refused when it cannot be
     read or grows past `limits.file_bytes`."""
-    chunks: list[bytes] = []
-    size = 0
+    raw = bytearray()  # grown in place (a big block is remapped, not copied): never the file twice
     try:
         with (gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")) as f:
             while chunk := f.read(CHUNK):
-                size += len(chunk)
-                if size > limits.file_bytes:
+                if len(raw) + len(chunk) > limits.file_bytes:
                     mib = limits.file_bytes // 2**20
                     raise FileRejected(f"文件超过{mib} MiB（解压后），未读入 / the file is larger than {mib} MiB as "
                                        f"text (decompressed): not read (the limit is RISK_MAX_FILE_MIB)")
-                chunks.append(chunk)
+                raw += chunk
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise FileRejected(f"文件无法解压或读取 / cannot read or decompress the file: {e}") from None
-    raw = bytearray().join(chunks)
-    del chunks
     if raw.startswith(BOM):
         del raw[:len(BOM)]
     return raw
