@@ -14,7 +14,7 @@ it):
 2. take (`deliver`, its own short transaction): a row goes from `due` to `sending`, with the sender's
    name (host, process id and start) and time;
 3. send it, outside any transaction;
-4. mark it `sent` or `failed` (its own short transaction).
+4. mark it `sent` or `failed` (in the short transaction that takes the next one, or ends the send).
 
 A rerun decides nothing twice (a digest's alerts are those raised since the last one decided that is
 due, being sent or sent) and sends what is left: the `due` rows of any run. A row left `sending` is the
@@ -207,15 +207,19 @@ def record(conn: Connection, digests: list[Digest], outbox: Path | None = None,
 def deliver(database_url: str, outbox: Path | None = None, attempts: int = 3,
             backoff: float = 1.0) -> dict[str, int]:
     """Send every delivery that is due, this run's and any an earlier run left (see the module's
-    docstring): each taken and marked in a short transaction of its own, sent outside any. Returns
+    docstring): each sent outside any transaction; one short transaction marks the delivery just made
+    and takes the next (a commit per message, not two: on PostgreSQL 2.74 s for 1,248 digests before). Returns
     counts by outcome; `resent`: messages a stopped run had in flight, sent again."""
     from risk.db import gateway
 
     me = _sender()
     counts = {"sent": 0, "failed": 0, "resent": _resume(database_url)}
     smtp = os.environ.get("RISK_SMTP_URL", "")
+    made: tuple | None = None  # the delivery just made, marked in the transaction that takes the next
     while True:
         with gateway.transaction(database_url) as conn:
+            if made is not None:
+                _mark(conn, me, *made)
             taken = _take(conn, me)
         if taken is None:
             return counts
@@ -226,14 +230,18 @@ def deliver(database_url: str, outbox: Path | None = None, attempts: int = 3,
             ok, tries, error = False, 1, type(e).__name__
         if not ok:
             log.warning("digest for %s through %s failed after %d attempts: %s", row.user_id, row.channel, tries, error)
-        with gateway.transaction(database_url) as conn:
-            marked = conn.execute(update(notification).where(
-                notification.c.id == row.id, notification.c.claimed_by == me).values(
-                status="sent" if ok else "failed", sent_at=datetime.now(), attempts=tries, error=error,
-                claimed_by=None)).rowcount
-        if not marked:
-            log.warning("摘要 %d 已被另一发送者接手 / delivery %d was taken over by another sender", row.id, row.id)
+        made = (row.id, ok, tries, error)
         counts["sent" if ok else "failed"] += 1
+
+
+def _mark(conn: Connection, me: str, delivery: int, ok: bool, tries: int, error: str | None) -> None:
+    """Mark a delivery `me` made sent or failed (unless another sender took it over meanwhile)."""
+    marked = conn.execute(update(notification).where(
+        notification.c.id == delivery, notification.c.claimed_by == me).values(
+        status="sent" if ok else "failed", sent_at=datetime.now(), attempts=tries, error=error,
+        claimed_by=None)).rowcount
+    if not marked:
+        log.warning("摘要 %d 已被另一发送者接手 / delivery %d was taken over by another sender", delivery, delivery)
 
 
 def _take(conn: Connection, me: str):
