@@ -91,7 +91,7 @@ def show(label: str, seconds: float, cpu: float, outcomes) -> None:
 
 
 def whole(url: str, as_of: str, first: bool, label: str) -> float:
-    from risk import detect
+    from risk.detection import run as detect
 
     with gateway.engine_for(url).connect() as conn, conn.begin() as tx:
         if first:
@@ -105,7 +105,7 @@ def whole(url: str, as_of: str, first: bool, label: str) -> float:
 def split(url: str, as_of: str, first: bool, groups: int | None = None) -> float:
     """Detection in parts (one per county; with `groups`, the counties in that many groups), one after
     another; prints and returns their sum (find_parts included)."""
-    from risk import detect
+    from risk.detection import run as detect
 
     with gateway.engine_for(url).connect() as conn, conn.begin() as tx:
         if first:
@@ -114,8 +114,8 @@ def split(url: str, as_of: str, first: bool, groups: int | None = None) -> float
 
         def find_parts() -> None:  # what pipeline.detection_parts does (nothing before incremental detection)
             try:
-                from risk import scope, touched
-                from risk.rules import RULES
+                from risk.detection import scope, touched
+                from risk.detection.registry import RULES
             except ImportError:
                 return
             scope.translate(conn, RULES)
@@ -138,7 +138,7 @@ def split(url: str, as_of: str, first: bool, groups: int | None = None) -> float
 
 
 def _groups(conn: Connection, n: int) -> list:
-    from risk import scope
+    from risk.detection import scope
 
     return scope.groups(conn, n)
 

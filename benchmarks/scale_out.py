@@ -25,8 +25,10 @@ from pathlib import Path
 
 from benchmarks import cities
 from benchmarks.detection import memory, split, timed, whole
-from risk import detect, pipeline, scope
+from risk import pipeline
 from risk.db import gateway
+from risk.detection import run as detect
+from risk.detection import scope
 from risk.ingest import delivery as deliveries
 from risk.scoring import registry
 from risk.settings import Settings

@@ -43,7 +43,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from risk import accounts, workflow
+from risk import accounts
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import alert, recipient, supervisor
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from risk.ops_notify import notify_operators
+from risk.orchestration.ops_notify import notify_operators
 
 
 @dag(

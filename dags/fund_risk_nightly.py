@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
-from risk.ops_notify import notify_operators
+from risk.orchestration.ops_notify import notify_operators
 
 if TYPE_CHECKING:
-    from risk.orchestration import RunConfig
+    from risk.orchestration.local import RunConfig
 
 _OPTIONAL_TEXT = ["null", "string"]
 
@@ -31,7 +31,7 @@ def _run() -> RunConfig:
     """This run's settings, landing folder and until day; a bad conf fails the task without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from risk.orchestration import RunConfigError, resolve_run
+    from risk.orchestration.local import RunConfigError, resolve_run
 
     context = get_current_context()
     try:
@@ -106,7 +106,7 @@ def fund_risk_nightly():
     @task
     def find_pending_days() -> list[str]:
         from risk import pipeline
-        from risk.orchestration import MissingLanding
+        from risk.orchestration.local import MissingLanding
 
         run = _run()
         try:

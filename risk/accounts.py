@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
+from risk.alerts.lifecycle import User
 from risk.db.tables import account, login_attempt, supervisor, web_session
 from risk.errors import InputError
-from risk.workflow import User
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh"

@@ -80,7 +80,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_alerts_export(args) -> int:
-    from risk import alerts
+    from risk.alerts import export as alerts
 
     with _warehouse(args) as conn:
         _write(alerts.export(conn, args.format, include_withdrawn=args.all), args.out)
@@ -149,7 +149,7 @@ def cmd_db_migrate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from risk import evaluate
+    from risk.detection import evaluate
 
     with _warehouse(args) as conn:
         scores, wrongs = evaluate.evaluate(conn, Path(args.truth))
@@ -168,7 +168,8 @@ def _workflow(args, work):
 
 
 def cmd_alerts_list(args) -> int:
-    from risk import alerts, workflow
+    from risk.alerts import export as alerts
+    from risk.alerts import lifecycle as workflow
 
     rows = _workflow(args, lambda conn: alerts.as_export(
         workflow.queue(conn, args.user, include_snoozed=args.include_snoozed)))
@@ -177,11 +178,11 @@ def cmd_alerts_list(args) -> int:
 
 
 def cmd_alerts_show(args) -> int:
-    from risk import workflow
-    from risk.alerts import yuan
+    from risk.alerts import lifecycle as workflow
+    from risk.alerts.export import yuan
     from risk.db.tables import recipient
-    from risk.identity import mask_id, mask_name
-    from risk.rules import BY_CODE
+    from risk.detection.registry import BY_CODE
+    from risk.identity.numbers import mask_id, mask_name
 
     def work(conn):
         u = workflow.user(conn, args.user)
@@ -214,7 +215,7 @@ def cmd_alerts_show(args) -> int:
 
 
 def cmd_alerts_act(args) -> int:
-    from risk import workflow
+    from risk.alerts import lifecycle as workflow
 
     def work(conn):
         to = workflow.act(conn, args.user, args.alert_id, args.action_name, comment=args.comment,
@@ -236,7 +237,7 @@ def cmd_alerts_decide(args) -> int:
 def cmd_alerts_recover(args) -> int:
     from datetime import date
 
-    from risk import workflow
+    from risk.alerts import lifecycle as workflow
 
     try:
         on = date.fromisoformat(args.date)
@@ -249,7 +250,7 @@ def cmd_alerts_recover(args) -> int:
 
 
 def cmd_alerts_reverse(args) -> int:
-    from risk import workflow
+    from risk.alerts import lifecycle as workflow
 
     after = _workflow(args, lambda conn: workflow.reverse_recovery(conn, args.user, args.alert_id, args.entry,
                                                                    args.reason))
@@ -258,7 +259,8 @@ def cmd_alerts_reverse(args) -> int:
 
 
 def cmd_alerts_ledger(args) -> int:
-    from risk import spreadsheet, workflow
+    from risk import spreadsheet
+    from risk.alerts import lifecycle as workflow
 
     rows = _workflow(args, lambda conn: workflow.ledger(conn, args.user, args.alert_id))
     buf = io.StringIO()
@@ -270,7 +272,7 @@ def cmd_alerts_ledger(args) -> int:
 
 
 def cmd_alerts_snooze(args) -> int:
-    from risk import workflow
+    from risk.alerts import lifecycle as workflow
 
     until = _workflow(args, lambda conn: workflow.snooze(conn, args.user, args.alert_id, args.days, args.reason))
     _say(f"{args.alert_id}: 暂缓至 / snoozed until {until}")
@@ -278,7 +280,8 @@ def cmd_alerts_snooze(args) -> int:
 
 
 def cmd_alerts_history(args) -> int:
-    from risk import spreadsheet, workflow
+    from risk import spreadsheet
+    from risk.alerts import lifecycle as workflow
 
     rows = _workflow(args, lambda conn: workflow.history(conn, args.alert_id))
     buf = io.StringIO()
@@ -373,7 +376,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_sql_install(args) -> int:
-    from risk import sql_access
+    from risk.db import sql_access
 
     with _warehouse(args) as conn:
         sql_access.install_views(conn)
@@ -389,7 +392,8 @@ def cmd_sql_install(args) -> int:
 def cmd_sql_add_user(args) -> int:
     import getpass
 
-    from risk import sql_access, workflow
+    from risk.alerts import lifecycle as workflow
+    from risk.db import sql_access
 
     password = None
     if args.password_stdin:
@@ -405,7 +409,7 @@ def cmd_sql_add_user(args) -> int:
 
 
 def cmd_sql_drop_user(args) -> int:
-    from risk import sql_access
+    from risk.db import sql_access
 
     with _warehouse(args) as conn:
         sql_access.drop_sql_user(conn, args.login)
@@ -414,7 +418,7 @@ def cmd_sql_drop_user(args) -> int:
 
 
 def cmd_sql_queries(args) -> int:
-    from risk import sql_access
+    from risk.db import sql_access
 
     for name, (description, _) in sql_access.saved_queries().items():
         print(f"{name}\n    " + "\n    ".join(description.splitlines()))
@@ -422,7 +426,8 @@ def cmd_sql_queries(args) -> int:
 
 
 def cmd_sql_run(args) -> int:
-    from risk import spreadsheet, sql_access
+    from risk import spreadsheet
+    from risk.db import sql_access
 
     params: dict[str, object] = {}
     for item in args.param:

@@ -11,9 +11,10 @@ from risk.settings import Settings
 
 
 def main(out: Path, people: int, months: int, seed: int, say: Callable[[str], None]) -> int:
-    from risk import orchestration, synth
+    from risk import synth
     from risk.db import gateway
     from risk.ingest import quality
+    from risk.orchestration import local as orchestration
 
     out = out.resolve()
     started = time.monotonic()
@@ -92,10 +93,10 @@ def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
     """Alerts by rule, the villages with most at risk, and the total."""
     from sqlalchemy import func, select
 
-    from risk.alerts import yuan
+    from risk.alerts.export import yuan
     from risk.db import gateway
     from risk.db.tables import alert, region
-    from risk.rules import BY_CODE
+    from risk.detection.registry import BY_CODE
 
     live = alert.c.status != "withdrawn"
     with gateway.transaction(settings.database_url) as conn:

@@ -18,12 +18,12 @@ from sqlalchemy import Connection, delete, func, select
 from risk import memory, privacy, worker
 from risk.db import gateway
 from risk.db.tables import FACT_TABLES, delivery
+from risk.detection.scope import NO_COUNTY
 from risk.errors import InputError
 from risk.ingest import quality
 from risk.ingest.delivery import BULK_SOURCES, load_days, pending_days
 from risk.ingest.delivery import load_day as load_day  # the DAG and the tests load single days
 from risk.ingest.delivery import refresh_statistics as refresh_statistics  # the DAG, after its days
-from risk.scope import NO_COUNTY
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,11 @@ def prepare(settings: Settings) -> None:
 def detection_parts(settings: Settings, groups: int | None = None) -> list[list[str]]:
     """The parts that detection and scoring split into: the counties (and NO_COUNTY, the people who are
     not recipients) in at most `groups` groups (else settings.parts) of about as many recipients each (see
-    risk.scope.groups). Called once a night before the parts run, it also does the night's city-wide
-    step: it turns what the loads touched into people per rule (risk.scope.translate), and deletes what
+    risk.detection.scope.groups). Called once a night before the parts run, it also does the night's city-wide
+    step: it turns what the loads touched into people per rule (risk.detection.scope.translate), and deletes what
     every part has seen."""
-    from risk import scope, touched
-    from risk.rules import RULES
+    from risk.detection import scope, touched
+    from risk.detection.registry import RULES
 
     with gateway.transaction(settings.database_url) as conn:
         found = scope.groups(conn, groups or settings.parts)
@@ -63,7 +63,7 @@ def detect(settings: Settings, as_of: str | None = None, part: list[str] | None 
     `as_of` bounds nothing in the facts (the warehouse holds what was loaded); it names the delivery day
     new alerts are first seen on: the newest loaded day up to `as_of`.
     """
-    from risk import detect as detection
+    from risk.detection import run as detection
 
     with gateway.transaction(settings.database_url) as conn:
         day = _newest_day(conn, as_of)
@@ -260,7 +260,7 @@ def model_report(settings: Settings) -> dict:
 
 def escalate(settings: Settings) -> dict:
     """Move alerts nobody acknowledged within their SLA up one level (the daily escalation DAG calls this)."""
-    from risk import workflow
+    from risk.alerts import lifecycle as workflow
 
     with gateway.transaction(settings.database_url) as conn:
         moved = workflow.escalate(conn, sla_days=settings.sla_days)
@@ -271,11 +271,11 @@ def notify(settings: Settings, outbox: str | Path | None = None) -> dict:
     """One digest per supervisor with the new and escalated alerts in their area, sent through Apprise, or
     written to `outbox` (else settings.outbox, RISK_OUTBOX) instead. A failing channel never fails the run.
     The digests are decided and recorded in one short transaction, then each is sent outside any and
-    marked in its own (risk.notify): a rerun after a stopped run sends only what is left, along with any
+    marked in its own (risk.alerts.digests): a rerun after a stopped run sends only what is left, along with any
     new digests. `resent`: messages a stopped run had in flight, sent again (at-least-once)."""
     from datetime import datetime
 
-    from risk import notify as digests
+    from risk.alerts import digests
 
     box = outbox or settings.outbox
     folder = Path(box) if box else None
@@ -311,9 +311,9 @@ def _features_beside(settings: Settings) -> bool:
     temporary files (gateway), PostgreSQL in its own processes."""
     import psutil
 
-    from risk import scope
     from risk.db.tables import recipient
-    from risk.rules import RULES
+    from risk.detection import scope
+    from risk.detection.registry import RULES
 
     with gateway.reading(settings.database_url) as conn:
         people = gateway.estimated_rows(conn, recipient)

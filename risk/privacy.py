@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from risk.identity import check_char, mask_id, mask_name
+from risk.identity.numbers import check_char, mask_id, mask_name
 
 # 18-character IDs (last character a digit or X) and 15-digit legacy IDs, not inside a longer number; in
 # half-width or full-width characters (１１０１…, common in hand-typed Chinese data), or a mix of both

@@ -93,7 +93,7 @@ def migrate(url: str) -> None:
         head = ScriptDirectory.from_config(cfg).get_current_head()
         if MigrationContext.configure(conn).get_current_revision() == head:
             return
-        from risk import sql_access
+        from risk.db import sql_access
 
         had_views = sql_access.views_installed(conn)
         if had_views:

@@ -217,9 +217,9 @@ certification = Table(
     Index("ix_certification_delivery_day", "delivery_day"),
 )
 
-# ---------------------------------------------------------------- what a night brings (risk.touched)
+# ---------------------------------------------------------------- what a night brings (risk.detection.touched)
 
-# What the loads since a detection wrote to the fact tables, for the next detection (see risk.touched): one row
+# What the loads since a detection wrote to the fact tables, for the next detection (see risk.detection.touched): one row
 # per file whose stored rows it must look at (source, delivery_day, source_file: the rows are found again by
 # their provenance), or one per fact removed from its table (source, person_id; bank_account and period for a
 # payment). `seq` only grows (AUTOINCREMENT on SQLite too), so a detection knows which touches it has seen.
@@ -238,7 +238,7 @@ touch = Table(
 )
 
 # The touches turned into people, per rule: whose alert of `rule` the touches up to `touch_seq` can change
-# (risk.scope.translate, once a night for the whole city; each part then takes its own people).
+# (risk.detection.scope.translate, once a night for the whole city; each part then takes its own people).
 touched_person = Table(
     "touched_person", metadata,
     Column("touch_seq", Integer, primary_key=True),
@@ -365,7 +365,7 @@ recovery = Table(
 
 # Every digest delivery: to whom, through which channel, what, how it went. A row is recorded when the
 # digest is decided (status due), before anything is sent; a sender takes it (sending: started_at,
-# claimed_by) and marks it sent or failed, each step its own short transaction (risk.notify).
+# claimed_by) and marks it sent or failed, each step its own short transaction (risk.alerts.digests).
 notification = Table(
     "notification", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

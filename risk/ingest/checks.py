@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from risk import identity
 from risk.contract import SOURCES, Column, Source, Type
+from risk.identity import numbers as identity
 from risk.settings import ROOT
 
 log = logging.getLogger(__name__)

@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, and_, delete, select, update
 
-from risk import touched
 from risk.contract import Kind, Source, Type
 from risk.db.gateway import delete_keys, insert_frame, insert_new, keys_present
 from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
-from risk.identity import mask_id
+from risk.detection import touched
+from risk.identity.numbers import mask_id
 
 PROVENANCE = ["delivery_day", "source_file", "source_line"]
 BEIJING = np.timedelta64(8, "h")  # China keeps UTC+8 all year

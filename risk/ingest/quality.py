@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, case, delete, func, select
 from risk import spreadsheet
 from risk.contract import BY_NAME, Kind
 from risk.db.tables import FACT_TABLES, delivery_file, quality_issue, recipient, region, sighting
-from risk.identity import mask_id
+from risk.identity.numbers import mask_id
 
 ROW_KINDS = ("row", "invalid", "reference", "conflict")  # a rejected row; "file" is a whole file
 

@@ -52,7 +52,7 @@ def compute_features(conn: Connection, as_of: date, window_days: int = 90,
                      counties: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per recipient (index person_id, sorted), the catalogue's features as float columns.
 
-    With `counties` (a part: see risk.scope.groups), only the recipients whose village is in one of them,
+    With `counties` (a part: see risk.detection.scope.groups), only the recipients whose village is in one of them,
     and each query reads only their facts; the result equals those rows of the whole city's: the features
     that compare a person with others compare with peers of the same county (all in the part) or with the
     people paid into the same accounts (read whichever county they live in)."""

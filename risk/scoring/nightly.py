@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from risk.db.gateway import in_code_point_order, insert_frame
 from risk.db.tables import alert, recipient, score, score_night, score_part
-from risk.detect import alert_id
+from risk.detection.run import alert_id
 from risk.scoring.catalogue import CATALOGUE, describe
 from risk.scoring.features import compute_features, part_members
 from risk.scoring.reasons import Reason, TopReasons

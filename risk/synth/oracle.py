@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from risk.contract import BY_NAME, RECURRING, SOURCES, Kind, Source, Type
-from risk.identity import try_normalise
+from risk.identity.numbers import try_normalise
 
 TODAY = date(2100, 1, 1)
 _TS = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})"

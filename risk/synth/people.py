@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from risk.identity import CHECK_CHARS, WEIGHTS
+from risk.identity.numbers import CHECK_CHARS, WEIGHTS
 from risk.synth.names import person_names
 from risk.synth.regions import FOREIGN_ADDRESS, Regions
 from risk.synth.timeline import Calendar

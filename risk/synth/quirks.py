@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from risk.contract import BY_NAME
-from risk.identity import check_char
+from risk.identity.numbers import check_char
 from risk.synth.render import TEXT, Delivery
 from risk.synth.tables import Files, keys
 from risk.synth.timeline import Calendar, iso

@@ -8,7 +8,7 @@
     /search (+ .csv, .xlsx)   the city-wide search for auditors and city staff, with exports
     /audit                    the audit log
 
-Every page reads and writes through `risk.workflow` (scope, lifecycle, audit log) and
+Every page reads and writes through `risk.alerts.lifecycle` (scope, lifecycle, audit log) and
 `risk.web.queries`; this module only turns requests into calls and results into pages. Errors show a
 plain page, never a stack trace; the details go to the server's log, with ID numbers masked.
 """
@@ -30,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from risk import accounts, spreadsheet, workflow
+from risk import accounts, spreadsheet
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.errors import RiskError
 from risk.settings import Settings

@@ -10,7 +10,7 @@ Every chart
 - escapes every text it is given;
 - says 暂无数据 / no data when there is nothing to draw.
 
-Money is drawn in yuan: callers convert fen first (`Decimal(risk.alerts.yuan(cents))`). Values must be ≥ 0.
+Money is drawn in yuan: callers convert fen first (`Decimal(risk.alerts.export.yuan(cents))`). Values must be ≥ 0.
 
     bar_chart(title, labels, values, unit)                   one bar per label
     grouped_bar_chart(title, labels, {name: values}, unit)   bars side by side (recovered against at risk)

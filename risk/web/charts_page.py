@@ -1,4 +1,4 @@
-"""The dashboard's numbers and pictures for one user, their area only (risk.dashboard reads, risk.web.charts
+"""The dashboard's numbers and pictures for one user, their area only (risk.web.dashboard reads, risk.web.charts
 draws): alerts and amount at risk by county and month, recovered against at risk, escalations."""
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from decimal import Decimal
 
 from sqlalchemy import Connection
 
-from risk import dashboard
-from risk.alerts import yuan
-from risk.web import charts
+from risk.alerts.export import yuan
+from risk.alerts.lifecycle import User
+from risk.web import charts, dashboard
 from risk.web.i18n import LEVELS, pick, translate
-from risk.workflow import User
 
 
 def _yuan(cents: int) -> Decimal:

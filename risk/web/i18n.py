@@ -114,7 +114,7 @@ NEXT_STEP = {
 }
 SNOOZED_NEXT_STEP = ("此预警已暂缓至 {until}，到期后回到队列；如有新情况，也可以现在处理。",
                      "Snoozed until {until}: it comes back to the queue then. If something new turns up, act on it now.")
-# why an alert was dismissed (risk.workflow.DISMISS_REASONS holds the codes), in each language
+# why an alert was dismissed (risk.alerts.lifecycle.DISMISS_REASONS holds the codes), in each language
 DISMISS_REASONS = {
     "lawful": ("情形合法（属于法定例外）", "Lawful: a legal exception applies"),
     "data_error": ("数据有误（源数据错误）", "Wrong data: the source data is wrong"),

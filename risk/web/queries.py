@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from risk import workflow
-from risk.alerts import yuan
+from risk.alerts import lifecycle as workflow
+from risk.alerts.export import yuan
+from risk.alerts.lifecycle import User
 from risk.db.tables import alert, alert_event, quality_issue, recipient, recovery, region
-from risk.identity import mask_id, mask_name, try_normalise
+from risk.detection.registry import BY_CODE
+from risk.identity.numbers import mask_id, mask_name, try_normalise
 from risk.ingest import quality
 from risk.privacy import redact
-from risk.rules import BY_CODE
-from risk.workflow import User
 
 PAGE_SIZE = 25
 SEVERITIES = ("high", "medium", "low")

@@ -21,8 +21,8 @@
 --                 the dismissal reason code, empty for other actions
 --   details       其余细节（JSON 文本）/ the rest of the details, as JSON text
 --
--- json_extract(text, path) 是 SQLite 内置函数；在 PostgreSQL 上由 risk/sql_access.py 提供同名函数。
--- json_extract is built into SQLite; on PostgreSQL risk/sql_access.py creates a function of that name.
+-- json_extract(text, path) 是 SQLite 内置函数；在 PostgreSQL 上由 risk/db/sql_access.py 提供同名函数。
+-- json_extract is built into SQLite; on PostgreSQL risk/db/sql_access.py creates a function of that name.
 CREATE VIEW decisions AS
 SELECT e.id AS event_id,
        e.at AS acted_at,

@@ -11,8 +11,8 @@ import pytest
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An AIRFLOW_HOME with a migrated SQLite metadata DB, made once per test session (≈5 s).
 
-    The test process itself never imports airflow: risk.orchestration runs it in child processes.
+    The test process itself never imports airflow: risk.orchestration.local runs it in child processes.
     """
-    from risk.orchestration import ensure_airflow_home
+    from risk.orchestration.local import ensure_airflow_home
 
     return ensure_airflow_home(tmp_path_factory.mktemp("airflow-home"))

@@ -40,7 +40,7 @@ import jsonschema
 import pytest
 import yaml
 
-from risk.orchestration import child_env
+from risk.orchestration.local import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"

@@ -1,7 +1,7 @@
 """The nightly DAG: it parses cleanly and without a database, runs to success with dag.test() and
 loads what `risk run` loads, and tells the operators when a task fails.
 
-Airflow runs in child processes (risk.orchestration); the session fixture `airflow_home` migrates
+Airflow runs in child processes (risk.orchestration.local); the session fixture `airflow_home` migrates
 one metadata DB for all of these tests.
 """
 
@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 from warehouses import warehouse_rows
 
-from risk.orchestration import (
+from risk.orchestration.local import (
     DAG_ID,
     DAGS_FOLDER,
     DagRunFailed,
@@ -71,7 +71,7 @@ def test_dagbag_has_the_nightly_dag_without_import_errors(airflow_home: Path) ->
     for task in tasks.values():
         assert task["retries"] == 2
         assert task["retry_delay_seconds"] > 0
-        assert task["on_failure_callback"] == ["risk.ops_notify.notify_operators"]
+        assert task["on_failure_callback"] == ["risk.orchestration.ops_notify.notify_operators"]
     assert tasks["load_day"]["mapped"] and tasks["load_day"]["max_active_tis_per_dagrun"] == 1
     assert tasks["find_pending_days"]["upstream"] == ["migrate"]
     assert tasks["load_day"]["upstream"] == ["find_pending_days"]
@@ -310,7 +310,7 @@ def _context(task_id: str, error: BaseException) -> dict:
 def test_failure_callback_writes_outbox_and_posts(
     receiver: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from risk.ops_notify import notify_operators
+    from risk.orchestration.ops_notify import notify_operators
 
     monkeypatch.setenv("RISK_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("RISK_OPERATOR_NOTIFY", receiver.url)
@@ -331,7 +331,7 @@ def test_failure_callback_writes_outbox_and_posts(
 
 
 def test_failure_callback_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from risk.ops_notify import notify_operators
+    from risk.orchestration.ops_notify import notify_operators
 
     (tmp_path / "var").write_text("a file where the var folder should be")
     monkeypatch.setenv("RISK_VAR_DIR", str(tmp_path / "var"))

@@ -17,7 +17,7 @@ import pytest
 from warehouses import kind_of, warehouse
 
 from risk import pipeline
-from risk.alerts import export_rows
+from risk.alerts.export import export_rows
 from risk.db import gateway
 from risk.ingest import checks
 from risk.ingest.delivery import delivery_days

@@ -1,7 +1,7 @@
 """The real Airflow processes schedule and run the nightly pipeline.
 
 `airflow api-server`, `scheduler` and `dag-processor` (LocalExecutor, metadata in a PostgreSQL database of
-their own) are started by risk.airflow_services; the test unpauses `fund_risk_nightly`, triggers it
+their own) are started by risk.orchestration.services; the test unpauses `fund_risk_nightly`, triggers it
 through REST API v2 with a JWT from the simple auth manager, waits for the run, and checks that the
 PostgreSQL warehouse holds exactly the alerts `risk run` produces from the same landing. Every process
 started is gone afterwards, whatever happened.
@@ -16,7 +16,7 @@ import pytest
 from nightly_runs import DAYS, UNTIL, reference_run, sample_landing
 from warehouses import pg_database
 
-from risk.orchestration import DAG_ID
+from risk.orchestration.local import DAG_ID
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow]
 
@@ -29,7 +29,7 @@ def landing(tmp_path: Path) -> Path:
 
 
 def test_scheduler_runs_the_nightly_dag_triggered_through_the_rest_api(landing: Path, tmp_path: Path) -> None:
-    from risk.airflow_services import airflow_services, trigger_and_wait
+    from risk.orchestration.services import airflow_services, trigger_and_wait
 
     started = time.monotonic()
     conf = {
@@ -94,7 +94,7 @@ def test_scheduler_runs_the_nightly_dag_triggered_through_the_rest_api(landing: 
 
 
 def _alerts(url: str) -> list[dict]:
-    from risk import alerts
+    from risk.alerts import export as alerts
     from risk.db import gateway
 
     with gateway.transaction(url) as conn:

@@ -1,7 +1,7 @@
-"""The auditors' SQL (risk/sql_access.py, sql/views, sql/queries).
+"""The auditors' SQL (risk/db/sql_access.py, sql/views, sql/queries).
 
 One generated city is loaded into SQLite and into a PostgreSQL database of its own, and the same
-decisions, recoveries and escalations are recorded in both through risk.workflow. Then:
+decisions, recoveries and escalations are recorded in both through risk.alerts.lifecycle. Then:
 
 - every view and saved query gives the same rows on both databases (money compared as text);
 - on PostgreSQL, SQL logins for an auditor, a village and a county supervisor connect as themselves: the
@@ -30,12 +30,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from warehouses import PG_URL, pg_database
 
-from risk import dashboard, pipeline, sql_access, workflow
-from risk.db import gateway
+from risk import pipeline
+from risk.alerts import lifecycle as workflow
+from risk.db import gateway, sql_access
 from risk.db.tables import alert, supervisor
 from risk.errors import InputError
 from risk.settings import Settings
 from risk.synth import generate
+from risk.web import dashboard
 
 # not what was recorded but when (the test's wall clock) and in which order the system's escalations were
 # numbered (workflow.escalate takes alerts in the database's order): they differ between the two loads
@@ -378,9 +380,8 @@ def test_the_sql_commands_install_list_and_run_on_sqlite(tmp_path, capsys):
     """`risk sql install | queries | run` on the default database, and a later migration keeps the views."""
     from alembic import command
 
-    from risk import sql_access
     from risk.cli import main
-    from risk.db import gateway
+    from risk.db import gateway, sql_access
 
     url = f"sqlite:///{tmp_path / 'w.db'}"
     assert main(["sql", "install", "--db", url]) == 0

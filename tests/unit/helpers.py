@@ -13,8 +13,9 @@ from pathlib import Path
 from sqlalchemy import MetaData, create_engine, select
 from warehouses import BOOKKEEPING, pg_database, warehouse  # noqa: F401 - re-exported for the tests
 
-from risk import identity, pipeline
+from risk import pipeline
 from risk.db import gateway
+from risk.identity import numbers as identity
 from risk.ingest import quality
 from risk.settings import Settings
 
@@ -24,7 +25,7 @@ WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
 def check_char(first17: str) -> str:
-    """MOD 11-2, written out again from the contract (§3) rather than taken from risk.identity."""
+    """MOD 11-2, written out again from the contract (§3) rather than taken from risk.identity.numbers."""
     return "10X98765432"[sum(int(d) * w for d, w in zip(first17, WEIGHTS, strict=True)) % 11]
 
 

@@ -2,12 +2,12 @@
 
 `City(tmp_path)` writes a landing folder: one city, county, township and village in regions.csv, recipients
 with valid resident IDs (address code + birth date + sequence + gender digit + the MOD 11-2 check character
-of risk.identity.check_char), and payments, card events, deaths and incarcerations on the delivery days the
+of risk.identity.numbers.check_char), and payments, card events, deaths and incarcerations on the delivery days the
 test names. Every added row returns a `Fact` that knows the file and the 1-based line (header = line 1) it
 was written to, so a test can ask whether an alert's evidence names it.
 
 `City.run(url)` loads every delivery day not loaded yet (oldest first, as `risk run` does) and then detects;
-`alerts(url)` reads back `risk alerts export` (risk.alerts.export_rows) keyed by (rule, person_id).
+`alerts(url)` reads back `risk alerts export` (risk.alerts.export.export_rows) keyed by (rule, person_id).
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from sqlalchemy import select
 from warehouses import warehouse  # noqa: F401 - the tests take it from here
 
 from risk import pipeline
-from risk.alerts import export_rows
+from risk.alerts.export import export_rows
 from risk.db import gateway
 from risk.db.tables import delivery
-from risk.identity import check_char
+from risk.identity.numbers import check_char
 from risk.settings import Settings
 
 CITY, COUNTY, TOWNSHIP, VILLAGE = "431100000000", "431102000000", "431102001000", "431102001001"

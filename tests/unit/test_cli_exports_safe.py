@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from risk import spreadsheet, workflow
+from risk import spreadsheet
+from risk.alerts import lifecycle as workflow
 from risk.cli import main
 from risk.db import gateway
 from risk.db.tables import alert, alert_event, delivery_file, quality_issue, recovery, score, supervisor

@@ -2,7 +2,7 @@
 the whole, recorded recoveries and escalations show, and SQLite and PostgreSQL give the same answers.
 
 The expectations are computed here from the alert, recovery and audit tables read plainly (pandas), never
-with risk.dashboard itself.
+with risk.web.dashboard itself.
 """
 from __future__ import annotations
 
@@ -19,12 +19,14 @@ import pytest
 from sqlalchemy import Connection, select, update
 from warehouses import pg_database
 
-from risk import dashboard, pipeline, workflow
+from risk import pipeline
+from risk.alerts import lifecycle as workflow
+from risk.alerts.lifecycle import OPEN, User
 from risk.db import gateway
 from risk.db.tables import alert, alert_event, recovery, region, supervisor
 from risk.settings import Settings
 from risk.synth import generate
-from risk.workflow import OPEN, User
+from risk.web import dashboard
 
 MIDDLE_DAY = "2025-03-15"  # the city is loaded in two runs, so its alerts are first seen in two months
 PREFIX = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}

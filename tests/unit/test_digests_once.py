@@ -1,5 +1,5 @@
 """Each digest is recorded as it is made: a run killed while sending sends, on the rerun, only what was left
-(the one message in flight may arrive twice: at-least-once, see risk/notify.py), and nobody waits for the
+(the one message in flight may arrive twice: at-least-once, see risk/alerts/digests.py), and nobody waits for the
 whole send. Real parts: a real SMTP server (aiosmtpd on loopback), a real HTTP receiver that can be slow,
 a real process killed with SIGKILL; on SQLite and PostgreSQL."""
 from __future__ import annotations

@@ -7,8 +7,8 @@ from datetime import date
 import pytest
 from helpers import check_char, make_id
 
-from risk import identity
-from risk.identity import InvalidId, mask_id, mask_name, normalise, try_normalise
+from risk.identity import numbers as identity
+from risk.identity.numbers import InvalidId, mask_id, mask_name, normalise, try_normalise
 
 TODAY = date(2025, 6, 1)
 

@@ -22,10 +22,11 @@ from rulecity import COUNTY, TOWNSHIP, VILLAGE, City, alerts, assert_flags, tota
 from sqlalchemy import select, text
 from warehouses import kind_of, warehouse
 
-from risk import detect, pipeline
-from risk.alerts import export_rows
+from risk import pipeline
+from risk.alerts.export import export_rows
 from risk.db import gateway
 from risk.db.tables import touch
+from risk.detection import run as detect
 from risk.ingest import delivery
 from risk.settings import Settings
 from risk.synth import generate
@@ -330,13 +331,13 @@ def test_a_displaced_fact_withdraws_the_alert_it_raised_and_flags_the_standing_o
 
 
 def test_record_keeps_a_file_as_one_touch_and_a_removed_fact_with_its_person(sqlite_url):
-    """The loader's side (risk.touched.record): stored rows are found again by their file, removed ones are
+    """The loader's side (risk.detection.touched.record): stored rows are found again by their file, removed ones are
     kept with their person (and, for a payment, account and period); what no rule reads is not kept, and
     nothing is kept before a first detection."""
     import pandas as pd
 
-    from risk import touched
     from risk.db.tables import detection_mark
+    from risk.detection import touched
 
     stored = pd.DataFrame({"payment_id": ["P1", "P2"], "person_id": ["A", "B"], "delivery_day": "2025-03-10",
                            "source_file": "2025-03-10/payments.csv", "bank_account": "X", "period": None})
@@ -360,7 +361,7 @@ def test_record_keeps_a_file_as_one_touch_and_a_removed_fact_with_its_person(sql
 def test_a_new_version_of_a_rule_runs_whole_once(db_url, tmp_path):
     from dataclasses import replace
 
-    from risk.rules import RULES
+    from risk.detection.registry import RULES
 
     c = City(tmp_path)
     p = c.person("1943-01-01", "M")

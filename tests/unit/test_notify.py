@@ -90,7 +90,7 @@ def test_digests_reach_email_and_webhook_masked_and_are_recorded(city, smtp, web
 
 
 def test_a_failing_channel_is_recorded_and_never_fails_the_run(city, monkeypatch, tmp_path):
-    from risk import notify
+    from risk.alerts import digests as notify
 
     monkeypatch.delenv("RISK_SMTP_URL", raising=False)
     with gateway.transaction(city.database_url) as conn:
@@ -120,7 +120,8 @@ def test_outbox_writes_one_file_per_supervisor(tmp_path_factory, tmp_path):
 
 
 def test_each_supervisor_reads_their_digest_in_the_language_they_chose(tmp_path_factory, tmp_path):
-    from risk import accounts, notify
+    from risk import accounts
+    from risk.alerts import digests as notify
     from risk.cli import main
 
     out = tmp_path_factory.mktemp("language-city")

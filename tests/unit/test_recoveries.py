@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from risk import workflow
+from risk.alerts import lifecycle as workflow
 from risk.cli import main
 from risk.db import gateway
 from risk.db.tables import alert, alert_event, recovery
@@ -295,7 +295,7 @@ def test_the_ledger_always_balances(city, ops, at_risk):
 
 
 ROLES_USERS = list(tinycity.USERS)
-# the lifecycle, written out again here (not taken from risk.workflow): action -> (from, to)
+# the lifecycle, written out again here (not taken from risk.alerts.lifecycle): action -> (from, to)
 LIFECYCLE = {"acknowledge": ({"new"}, "acknowledged"), "investigate": ({"acknowledged"}, "investigating"),
              "confirm": ({"investigating"}, "confirmed"), "dismiss": ({"acknowledged", "investigating"}, "dismissed"),
              "close": ({"confirmed"}, "closed")}

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from risk import pipeline
 from risk.db import gateway
 from risk.db.tables import alert, payment, recipient
-from risk.scope import NO_COUNTY, groups
+from risk.detection.scope import NO_COUNTY, groups
 from risk.settings import Settings
 from risk.synth import generate
 

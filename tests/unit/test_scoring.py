@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select, text
 
-from risk import evaluate, pipeline
+from risk import pipeline
 from risk.db import gateway
 from risk.db.tables import alert, delivery, model, recipient, score, score_night, score_part
+from risk.detection import evaluate
 from risk.scoring import nightly, registry
 from risk.scoring.features import compute_features
 from risk.scoring.model import ModelFileError, loads

@@ -55,7 +55,7 @@ def test_risk_home_points_an_installed_package_at_its_rules_and_suites(tmp_path)
     home = tmp_path / "home"
     for folder in ("sql", "checks"):
         shutil.copytree(ROOT / folder, home / folder)
-    code = ("from risk.rules import RULES_DIR; from risk.ingest.checks import CHECKS_DIR; "
+    code = ("from risk.detection.registry import RULES_DIR; from risk.ingest.checks import CHECKS_DIR; "
             "print(RULES_DIR); print(CHECKS_DIR)")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "RISK_HOME": str(home)},
                          capture_output=True, text=True, check=True).stdout.split()

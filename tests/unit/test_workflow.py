@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 from warehouses import warehouse
 
-from risk import pipeline, workflow
+from risk import pipeline
+from risk.alerts import lifecycle as workflow
 from risk.cli import main
 from risk.db import gateway
 from risk.db.tables import alert, alert_event, recovery, supervisor

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from risk.alerts import yuan
+from risk.alerts.export import yuan
 
 
 def test_yuan_spells_fen_exactly_as_a_two_place_decimal():

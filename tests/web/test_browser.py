@@ -12,7 +12,7 @@ import pytest
 from conftest import PASSWORD, running_server
 from sqlalchemy import select
 
-from risk import workflow
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import alert, alert_event
 

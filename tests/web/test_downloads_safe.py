@@ -18,7 +18,7 @@ from sqlalchemy import update
 from risk import spreadsheet
 from risk.db import gateway
 from risk.db.tables import recipient, region
-from risk.identity import mask_name
+from risk.identity.numbers import mask_name
 
 NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

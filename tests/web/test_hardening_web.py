@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 
-from risk import accounts, workflow
+from risk import accounts
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import alert, alert_event, quality_issue, recipient, region, supervisor, web_session
-from risk.identity import mask_id
+from risk.identity.numbers import mask_id
 from risk.web.app import create_app
 
 city = pytest.fixture(params=DATABASES, scope="module")(both_databases)  # every test here on both databases

@@ -9,7 +9,7 @@ import re
 from conftest import csrf_of, log_in
 from sqlalchemy import func, select
 
-from risk import workflow
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import account, alert, quality_issue, recovery
 from risk.web.queries import PAGE_SIZE

@@ -11,7 +11,7 @@ import pytest
 import tinycity
 from sqlalchemy import select
 
-from risk import workflow
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import alert, recovery
 

@@ -9,10 +9,11 @@ import pytest
 from conftest import DATABASES, PASSWORD, both_databases, csrf_of, log_in, running_server
 from sqlalchemy import func, select
 
-from risk import privacy, workflow
+from risk import privacy
+from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import alert, alert_event, login_attempt, recipient
-from risk.identity import mask_id
+from risk.identity.numbers import mask_id
 
 city = pytest.fixture(params=DATABASES, scope="module")(both_databases)  # every test here on both databases
 

@@ -39,11 +39,11 @@ from pathlib import Path
 from sqlalchemy import Connection, func, or_, select, update
 
 from risk.accounts import DEFAULT_LANGUAGE, languages_of
-from risk.alerts import yuan
+from risk.alerts.export import yuan
+from risk.alerts.lifecycle import SCOPE_DIGITS, User
 from risk.db.tables import alert, notification, recipient, supervisor
-from risk.identity import mask_id, mask_name
-from risk.rules import BY_CODE
-from risk.workflow import SCOPE_DIGITS, User
+from risk.detection.registry import BY_CODE
+from risk.identity.numbers import mask_id, mask_name
 
 log = logging.getLogger(__name__)
 TOP = 5

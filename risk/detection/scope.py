@@ -2,7 +2,7 @@
 counties, and/or the people who are not recipients); or, once a detection has run, only the people whose
 alerts the facts loaded since can change.
 
-The loader records what it wrote (risk.touched). Once a night, for the whole city, `translate` turns those
+The loader records what it wrote (risk.detection.touched). Once a night, for the whole city, `translate` turns those
 touches into people per rule (sql/touched/<rule>.sql says whom the night's new and removed facts can concern;
 an alert also names the person's village, so a recipients row that moves a person with alerts touches them
 too) and keeps them in `touched_person`. A part then decides the alerts of its own touched people.
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, delete, func, insert, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from risk import touched
 from risk.db import gateway
 from risk.db.tables import alert, detection_mark, recipient
-from risk.rules import Rule
+from risk.detection import touched
+from risk.detection.registry import Rule
 
 NO_COUNTY = "-"  # the part of people who are not recipients
 TRANSLATED = "*"  # detection_mark's (part, rule) for how far touched_person is complete

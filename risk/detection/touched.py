@@ -10,7 +10,7 @@ Tables (risk.db.tables):
   last `touch.seq` its alerts reflect and the rule's version then. No row means: run that part and rule
   whole next time.
 
-The loader calls `record` after every write to a fact table; detection (risk.scope) reads the touches
+The loader calls `record` after every write to a fact table; detection (risk.detection.scope) reads the touches
 newer than its marks, works out per rule which people they can concern (sql/touched/<rule>.sql), and moves
 its marks; touches every part has seen are deleted (`forget_seen`). Until a first detection has run there
 are no marks and `record` writes nothing: that first detection (a backfill) runs whole.
@@ -72,7 +72,9 @@ def forget_seen(conn: Connection, parts: list[str] | None = None) -> int:
     Parts of one night may run at once (on PostgreSQL): each deletes only what every part's committed mark
     has passed, so none deletes a touch another has still to see."""
     if parts is not None:
-        from risk.rules import BY_CODE  # the loader's import of this module stays free of the rules
+        from risk.detection.registry import (
+            BY_CODE,  # the loader's import of this module stays free of the rules
+        )
 
         conn.execute(delete(detection_mark).where((detection_mark.c.part != "*") & (
             detection_mark.c.part.not_in(parts) | detection_mark.c.rule.not_in(list(BY_CODE)))))

@@ -1,5 +1,5 @@
 """The real Airflow processes, started locally: `airflow api-server`, `scheduler` and `dag-processor`, and,
-for the CeleryExecutor, Celery workers (`airflow celery worker`, see risk.celery_workers).
+for the CeleryExecutor, Celery workers (`airflow celery worker`, see risk.orchestration.celery_workers).
 
 `airflow_services(home, metadata_url, extra_env)` migrates the metadata DB, starts each service as a
 subprocess in a session of its own (output in `<home>/logs/<service>.log`), waits until the api-server
@@ -11,15 +11,15 @@ the base URL, a JWT from the simple auth manager, authenticated REST API v2 call
 timeout, also when the body raised.
 
 Configuration (see `services_env`), all through the environment, as Airflow reads it once at import:
-`risk.orchestration.child_env` (AIRFLOW_HOME, our dags folder, no examples, LocalExecutor, logs under
+`risk.orchestration.local.child_env` (AIRFLOW_HOME, our dags folder, no examples, LocalExecutor, logs under
 home), the metadata DB at `metadata_url` (for PostgreSQL the async URL uses psycopg 3, which is installed,
 instead of Airflow's default asyncpg, which is not), the api-server on 127.0.0.1 at a free port, the
 execution API URL the LocalExecutor's tasks call, one JWT secret shared by every process, and one
 simple-auth-manager user (`admin`, role admin) whose password we write ourselves. With `celery=CeleryWorkers(…)`
-the executor is the CeleryExecutor (risk.celery_workers.celery_env) and the workers start beside the
+the executor is the CeleryExecutor (risk.orchestration.celery_workers.celery_env) and the workers start beside the
 services.
 
-Like `risk.orchestration`, this module never imports airflow: Airflow runs only in the children.
+Like `risk.orchestration.local`, this module never imports airflow: Airflow runs only in the children.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from urllib.parse import quote
 import httpx
 import psutil
 
-from risk import celery_workers
-from risk.celery_workers import CeleryWorkers
-from risk.orchestration import OrchestrationError, child_env
+from risk.orchestration import celery_workers
+from risk.orchestration.celery_workers import CeleryWorkers
+from risk.orchestration.local import OrchestrationError, child_env
 
 SERVICES: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
 HEALTH_PATH = "/api/v2/monitor/health"
@@ -196,7 +196,7 @@ class AirflowServices:
         self._spawn(service, command(service, port), self.env)
 
     def start_workers(self, workers: CeleryWorkers) -> None:
-        """`workers.count` Celery workers, each named (see risk.celery_workers), with its own log server port."""
+        """`workers.count` Celery workers, each named (see risk.orchestration.celery_workers), with its own log server port."""
         for name in workers.names:
             env = {**self.env, **celery_workers.worker_env(name, free_port())}
             self._spawn(name, celery_workers.worker_command(name, workers, self.home), env)

@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from risk.alerts.lifecycle import SCOPE_DIGITS
 from risk.errors import ConfigError, InputError
 from risk.settings import ROOT
-from risk.workflow import SCOPE_DIGITS
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, select
 
 from risk.db.tables import alert
-from risk.rules import RULES
+from risk.detection.registry import RULES
 
 
 @dataclass

@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from risk.alerts import yuan
+from risk.alerts.export import yuan
 from risk.db.tables import alert, alert_event, recovery, supervisor
 from risk.errors import RiskError
-from risk.orchestration import BUSINESS_TZ
+from risk.orchestration.local import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
 
 OPEN = ("new", "acknowledged", "investigating")

@@ -2,7 +2,7 @@
 
 Airflow reads its configuration once, when it is first imported, so everything that touches Airflow
 runs in a child process started with the environment of `airflow_env()`; the calling process (the
-CLI, pytest) never imports airflow. The child is this module itself: `python -m risk.orchestration
+CLI, pytest) never imports airflow. The child is this module itself: `python -m risk.orchestration.local
 '<json>'`.
 
 Also here, because the DAG's tasks and the tests share it: `resolve_run()`, which turns a run's
@@ -230,7 +230,7 @@ def run_dag(
     }
     env = child_env(home, {"RISK_VAR_DIR": str(var_dir), "PYTHONUNBUFFERED": "1", **(env_extra or {})})
     started = time.monotonic()
-    code = _stream([sys.executable, "-m", "risk.orchestration", json.dumps(request)], env, log_path, echo)
+    code = _stream([sys.executable, "-m", "risk.orchestration.local", json.dumps(request)], env, log_path, echo)
     try:
         result = json.loads(result_path.read_text() or "null")
     finally:
@@ -254,7 +254,7 @@ def describe_dags(home: str | Path) -> dict[str, Any]:
     request = {"mode": "describe", "result": result_name}
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "risk.orchestration", json.dumps(request)],
+            [sys.executable, "-m", "risk.orchestration.local", json.dumps(request)],
             env=child_env(home),
             capture_output=True,
             text=True,

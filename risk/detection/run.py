@@ -4,13 +4,13 @@ A new alert is raised with `first_seen` = the newest delivery day loaded; new ev
 alert (its facts and amount_at_risk) instead of opening another; a rerun on the same facts changes nothing.
 
 A night costs what it brings: once a detection has run, the next one looks only at the people whose alerts
-the facts loaded since can change (risk.touched records the loads, risk.scope works out whom they concern),
+the facts loaded since can change (risk.detection.touched records the loads, risk.detection.scope works out whom they concern),
 and decides their alerts from all their facts, exactly as a run over the whole city would. A first
 detection, a new rule or a rule of a new version runs whole.
 
 Detection can run in parts (so that several workers share one night): every person belongs to exactly one
 county, the county of their recipients row, or NO_COUNTY when they are not a recipient (a death record of
-someone who draws nothing); a part is one or more of these (risk.scope.groups makes a few of about equal
+someone who draws nothing); a part is one or more of these (risk.detection.scope.groups makes a few of about equal
 size) and decides the alerts of its people only, reading their facts (and, for shared_account, every
 payment into the accounts they were paid into), so the parts together do exactly what one run over the
 whole city does.
@@ -27,13 +27,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from risk import scope as scoping
-from risk import touched
+from risk.alerts.lifecycle import log_event
 from risk.db import gateway
 from risk.db.tables import alert
-from risk.rules import EVIDENCE_COLUMNS, RULES, Rule
-from risk.scope import NO_COUNTY, Scope, part_of_alert, parts
-from risk.workflow import log_event
+from risk.detection import scope as scoping
+from risk.detection import touched
+from risk.detection.registry import EVIDENCE_COLUMNS, RULES, Rule
+from risk.detection.scope import NO_COUNTY, Scope, part_of_alert, parts
 
 __all__ = ["NO_COUNTY", "RuleOutcome", "alert_id", "detect", "parts", "run_rule"]
 

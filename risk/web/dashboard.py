@@ -11,7 +11,7 @@
 - `summary`: the headline numbers above the charts.
 
 Withdrawn alerts (their facts were replaced by later deliveries) are left out everywhere. Money is in whole
-fen (ints); format it with `risk.alerts.yuan`. The same Core queries run on SQLite and PostgreSQL: the
+fen (ints); format it with `risk.alerts.export.yuan`. The same Core queries run on SQLite and PostgreSQL: the
 grouping keys (county, month) are computed in a subquery first, so that GROUP BY names plain columns.
 """
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, String, Subquery, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from risk.alerts.lifecycle import LEVELS, OPEN, User, scope
 from risk.db.tables import alert, alert_event, recovery, region
-from risk.workflow import LEVELS, OPEN, User, scope
 
 CONFIRMED = ("confirmed", "closed")
 

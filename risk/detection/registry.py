@@ -46,7 +46,7 @@ class Rule:
     def touched_sql(self, dialect: str) -> str:
         """The people whose alert of this rule the night's new and removed facts can change (a superset):
         sql/touched/<code>.sql, reading the night's facts from new_payment, new_card_event, new_death,
-        new_incarceration, new_certification and removed (see risk.scope)."""
+        new_incarceration, new_certification and removed (see risk.detection.scope)."""
         return _render(TOUCHED_DIR, self.code, dialect)
 
 

@@ -1,0 +1,1 @@
+"""Who a record is about: resident ID numbers (`numbers`: validation, legacy conversion, masking)."""
