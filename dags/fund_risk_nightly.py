@@ -31,7 +31,8 @@ def _run() -> RunConfig:
     """This run's settings, landing folder and until day; a bad conf fails the task without retries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from risk.orchestration.local import RunConfigError, resolve_run
+    from risk.errors import RunConfigError
+    from risk.orchestration.local import resolve_run
 
     context = get_current_context()
     try:
@@ -106,7 +107,7 @@ def fund_risk_nightly():
     @task
     def find_pending_days() -> list[str]:
         from risk import pipeline
-        from risk.orchestration.local import MissingLanding
+        from risk.errors import MissingLanding
 
         run = _run()
         try:

@@ -17,7 +17,8 @@ import atheris
 
 with atheris.instrument_imports(include=["risk.ingest.read"]):
     from risk.contract import SOURCES
-    from risk.ingest.read import FileRejected, Limits, read_bytes
+    from risk.errors import FileRejected
+    from risk.ingest.read import Limits, read_bytes
 
 LIMITS = Limits(row_bytes=512)
 

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from risk.alerts.lifecycle import User
 from risk.db.tables import account, login_attempt, supervisor, web_session
-from risk.errors import InputError
+from risk.errors import InputError, LoginRefused
 
 LANGUAGES = {"zh": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh"
@@ -24,10 +24,6 @@ MIN_PASSWORD = 10
 LOCK_AFTER = 5  # failed attempts for one login name …
 LOCK_CLIENT_AFTER = 20  # … or from one address …
 LOCK_WINDOW = timedelta(minutes=15)  # … within this long lock it for as long
-
-
-class LoginRefused(InputError):
-    """Too many failed attempts for this name or from this address."""
 
 
 def _known(conn: Connection, user_id: str) -> None:

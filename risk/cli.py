@@ -799,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         return func(args)
     except RiskError as e:
         _say(f"错误 / error: {e}")
-        return 2
+        return e.exit_code
     except KeyboardInterrupt:
         _say("已中断 / interrupted")
         return 130

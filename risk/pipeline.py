@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, delete, func, select
 
-from risk import memory, privacy, worker
+from risk import errors, memory, privacy, worker
 from risk.db import gateway
 from risk.db.tables import FACT_TABLES, delivery
 from risk.detection.scope import NO_COUNTY
@@ -124,9 +124,9 @@ def start_scoring(settings: Settings, as_of: str | None = None, features: pd.Dat
     shared with them (risk.scoring.night_features; the plan names the file). {"scored": 0, ...} when there
     is nothing to score."""
     from risk.db.tables import recipient, score_part
+    from risk.errors import ModelFileError
     from risk.scoring import night_features, nightly, registry
     from risk.scoring.features import compute_features, home_counties
-    from risk.scoring.model import ModelFileError
 
     homes = None
     retrained_because = None
@@ -155,7 +155,7 @@ def start_scoring(settings: Settings, as_of: str | None = None, features: pd.Dat
         assert features is not None
         try:
             forest, scores = registry.fit(features)
-        except registry.TooFewPeople as e:
+        except errors.TooFewPeople as e:
             log.warning("behaviour scoring skipped: %s", e)
             return {"scored": 0, "skipped": str(e), "retrained_because": retrained_because}
         with gateway.transaction(settings.database_url) as conn:
@@ -340,7 +340,7 @@ def run(settings: Settings, landing: str | Path, until: str | None = None,
     """`risk run`: every pending delivery day, oldest first, each in its own transaction; then the rules,
     behaviour scoring, the data-quality report and the supervisors' digests, as the nightly DAG does.
     One run at a time on a warehouse: another run holding it is waited for up to `wait` seconds, then
-    `runlock.WarehouseBusy` says who holds it since when (risk.runlock)."""
+    `errors.WarehouseBusy` says who holds it since when (risk.runlock)."""
     from risk import runlock
 
     with runlock.held(settings.database_url, "risk run", wait=wait, say=progress or (lambda _m: None)):

@@ -27,16 +27,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from risk.db import gateway
-from risk.errors import RiskError
+from risk.errors import WarehouseBusy
 
 log = logging.getLogger(__name__)
 
 PG_KEY = 0x7269736B  # "risk": the advisory lock key of a warehouse's run lock (one database, one warehouse)
 POLL_SECONDS = 2.0
-
-
-class WarehouseBusy(RiskError):
-    """Another run holds the warehouse."""
 
 
 def _holder(what: str) -> dict:

@@ -27,7 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from risk.alerts.export import yuan
 from risk.db.tables import alert, alert_event, recovery, supervisor
-from risk.errors import RiskError
+from risk.errors import NotAllowed
 from risk.orchestration.local import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
 
@@ -54,10 +54,6 @@ ACTION_WORDS = {"acknowledge": ("接收", "acknowledged"), "investigate": ("开�
                 "confirm": ("确认", "confirmed"), "dismiss": ("排除", "dismissed"), "close": ("结案", "closed")}
 STATUS_ZH = {"new": "新", "acknowledged": "已接收", "investigating": "核查中", "confirmed": "已确认",
              "dismissed": "已排除", "closed": "已结案", "withdrawn": "已撤销"}
-
-
-class NotAllowed(RiskError):
-    """The user may not see or do this; the message says why in plain words."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from risk.errors import InvalidId
+
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 CHECK_CHARS = "10X98765432"
 _ID18 = re.compile(r"^[0-9]{17}[0-9X]$")
@@ -23,10 +25,6 @@ def birth_date_of(id18: str) -> date | None:
 
 def gender_of(id18: str) -> str:
     return "M" if int(id18[16]) % 2 == 1 else "F"
-
-
-class InvalidId(ValueError):
-    """The value cannot be made a valid resident ID; the message says why (in Chinese and English)."""
 
 
 def normalise(raw: str, today: date | None = None) -> str:

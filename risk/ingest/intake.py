@@ -28,9 +28,10 @@ from sqlalchemy import Connection, select
 from risk import memory, worker
 from risk.contract import BY_NAME, SOURCES, Source
 from risk.db.tables import region
+from risk.errors import FileRejected
 from risk.ingest import checks, quality
 from risk.ingest.keys import typed_rows
-from risk.ingest.read import DEFAULT_LIMITS, LINE, FileRejected, Limits, ReadFile, files_of_day, read_file
+from risk.ingest.read import DEFAULT_LIMITS, LINE, Limits, ReadFile, files_of_day, read_file
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from risk.contract import SOURCES, Source
+from risk.errors import FileRejected
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,6 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 CHUNK = 8 * 2**20  # read (and decompressed) this much at a time
-
-
-class FileRejected(Exception):
-    """The whole file cannot be read; the message (Chinese / English) names the problem."""
 
 
 @dataclass

@@ -27,7 +27,13 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from risk.errors import ConfigError, InputError, RiskError
+from risk.errors import (
+    ConfigError,
+    DagRunFailed,
+    MissingLanding,
+    OrchestrationError,
+    RunConfigError,
+)
 from risk.settings import ROOT, Settings, parse_parts
 
 DAG_ID = "fund_risk_nightly"
@@ -37,26 +43,6 @@ LOAD_TASK = "load_day"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MARKER = ".risk-airflow-migrated"
 _PROGRESS = "RISK_PROGRESS "
-
-
-class OrchestrationError(RiskError):
-    """Airflow could not be set up or the DAG could not be run (the message says where to look)."""
-
-
-class DagRunFailed(OrchestrationError):
-    """The DAG run ended in a state other than success; `.result` holds what the run reported."""
-
-    def __init__(self, message: str, result: dict[str, Any]):
-        super().__init__(message)
-        self.result = result
-
-
-class RunConfigError(ConfigError):
-    """A run's conf/params/environment cannot work (no landing folder, a malformed day)."""
-
-
-class MissingLanding(InputError):
-    """The run's landing folder does not exist."""
 
 
 # -- what a run works on --------------------------------------------------------------------------

@@ -42,9 +42,10 @@ from urllib.parse import quote
 import httpx
 import psutil
 
+from risk.errors import ServiceError
 from risk.orchestration import celery_workers
 from risk.orchestration.celery_workers import CeleryWorkers
-from risk.orchestration.local import OrchestrationError, child_env
+from risk.orchestration.local import child_env
 
 SERVICES: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
 HEALTH_PATH = "/api/v2/monitor/health"
@@ -55,10 +56,6 @@ SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_mana
 FINAL_STATES = frozenset({"success", "failed"})
 # how /api/v2/monitor/health names the services it reports on
 _HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
-
-
-class ServiceError(OrchestrationError):
-    """An Airflow service did not start, died, or a REST call / DAG run did not go as expected."""
 
 
 # -- configuration ---------------------------------------------------------------------------------

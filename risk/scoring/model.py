@@ -45,7 +45,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skops.io.exceptions import UntrustedTypesFoundException
 
-from risk.errors import RiskError
+from risk.errors import ModelFileError
 from risk.scoring.reasons import Reason, TopReasons, top_reasons
 
 TRAIN_SCORE_QUANTILES = (0.0, 0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 1.0)
@@ -214,10 +214,6 @@ TRUSTED_TYPES: list[str] = [
 MODEL_CLASSES = ("BehaviourForest", "GroupedBehaviourForest")
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-class ModelFileError(RiskError):
-    """A saved model that must not be loaded: not the file expected, or holding types not trusted."""
 
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry: no clock in the bytes

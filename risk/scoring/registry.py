@@ -22,10 +22,10 @@ import pandas as pd
 from sqlalchemy import Connection, func, select, update
 
 from risk.db.tables import model as model_table
-from risk.errors import RiskError
+from risk.errors import ModelMissing, TooFewPeople
 from risk.scoring.features import compute_features
 from risk.scoring.grouped import GroupedBehaviourForest
-from risk.scoring.model import ModelFileError, check_bytes, dumps, loads, sha256_of, write
+from risk.scoring.model import check_bytes, dumps, loads, sha256_of, write
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,16 +34,8 @@ DEFAULT_WINDOW_DAYS = 90
 QUANTILES = np.linspace(0, 1, 101)
 
 
-class TooFewPeople(RiskError):
-    """Not enough people to train a model on."""
-
-
 MIN_PEOPLE = 50
 KEEP_BYTES = 3  # the newest models whose bytes the warehouse keeps (a weekly retrain adds one)
-
-
-class ModelMissing(ModelFileError):
-    """The registered model's bytes are neither in the warehouse nor in a file of var/models."""
 
 
 @dataclass(frozen=True)

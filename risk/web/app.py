@@ -30,28 +30,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
-from risk import accounts, spreadsheet
+from risk import accounts, errors, spreadsheet
 from risk.alerts import lifecycle as workflow
 from risk.db import gateway
-from risk.errors import RiskError
+from risk.errors import LoginNeeded, Refused, RiskError
 from risk.settings import Settings
 from risk.web import i18n, queries, security, xlsx
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
-
-
-class LoginNeeded(Exception):
-    """No one is logged in: go to the login page, then back."""
-
-
-class Refused(Exception):
-    """A request that cannot be answered as asked (an invalid ID number for an export): a plain page with
-    the bilingual message, nothing else."""
-
-    def __init__(self, message: str, status_code: int = 400):
-        super().__init__(message)
-        self.message, self.status_code = message, status_code
 
 
 SESSION_ENDED = "您已退出或登录已过期，请重新登录 / your session has ended: please log in again"
@@ -108,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise LoginNeeded
         try:
             return workflow.user(conn, user_id)
-        except workflow.NotAllowed:  # removed from supervisors.csv since logging in
+        except errors.NotAllowed:  # removed from supervisors.csv since logging in
             request.session.clear()
             raise LoginNeeded from None
 
@@ -169,7 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
                 if user:  # this browser's earlier session (another login name, perhaps) ends here
                     accounts.end_session(conn, request.session.get("sid"))
                 token = accounts.start_session(conn, user.user_id, lifetime, idle) if user else None
-        except accounts.LoginRefused as e:
+        except errors.LoginRefused as e:
             return page(request, "login.html", status_code=429, next=target, error=words(request, str(e)))
         if user is None:
             return page(request, "login.html", status_code=401, next=target, error=words(request, accounts.WRONG))
@@ -217,7 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
             me = current(request, conn)
             try:
                 c = queries.case(conn, me, alert_id, unmasked=unmasked)
-            except workflow.NotAllowed:
+            except errors.NotAllowed:
                 raise HTTPException(404) from None
         return page(request, "case.html", me=me, c=c, reasons=list(workflow.DISMISS_REASONS),
                     methods=workflow.RECOVERY_METHODS, max_snooze=workflow.MAX_SNOOZE_DAYS, today=date.today())
@@ -246,7 +233,7 @@ def create_app(settings: Settings) -> FastAPI:
                 until = workflow.snooze(conn, me.user_id, alert_id, days, data.get("comment", ""))
                 return f"已暂缓至 {until} / snoozed until {until}"
             if action == "dismiss" and not me.read_only and data.get("reason") not in workflow.DISMISS_REASONS:
-                raise workflow.NotAllowed(DISMISS_NEEDS_A_REASON)  # chosen by the user: none is preselected
+                raise errors.NotAllowed(DISMISS_NEEDS_A_REASON)  # chosen by the user: none is preselected
             to = workflow.act(conn, me.user_id, alert_id, action, comment=data.get("comment") or None,
                               reason=data.get("reason") or None,
                               unrecovered_ok=action != "close" or data.get("confirm_unrecovered") == "yes")
@@ -257,7 +244,7 @@ def create_app(settings: Settings) -> FastAPI:
             me = current(request, conn)
             try:
                 workflow.visible(conn, me, alert_id)  # outside the area: not found, as for a URL
-            except workflow.NotAllowed:
+            except errors.NotAllowed:
                 raise HTTPException(404) from None
         try:
             with gateway.transaction(url) as conn:
@@ -380,7 +367,7 @@ def _day(text: str | None) -> date:
     try:
         return date.fromisoformat(text or "")
     except ValueError:
-        raise workflow.NotAllowed(f"日期格式应为 年-月-日 / the date must be YYYY-MM-DD, got {text!r}") from None
+        raise errors.NotAllowed(f"日期格式应为 年-月-日 / the date must be YYYY-MM-DD, got {text!r}") from None
 
 
 def _int(text: str | None) -> int:

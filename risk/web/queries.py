@@ -318,7 +318,7 @@ EXPORT_FIELDS = [("alert_id", "预警编号 alert_id"), ("rule", "规则 rule"),
 
 
 def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False) -> dict:
-    """Everything the case page shows; raises workflow.NotAllowed outside the user's area. An unmasked
+    """Everything the case page shows; raises errors.NotAllowed outside the user's area. An unmasked
     view is logged in the audit log before anything is shown."""
     a = workflow.visible(conn, u, alert_id)
     if unmasked:

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 
 from risk import pipeline
 from risk.contract import BY_NAME, SOURCES
-from risk.ingest.read import FileRejected, Limits, read_bytes, read_file
+from risk.errors import FileRejected
+from risk.ingest.read import Limits, read_bytes, read_file
 from risk.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,7 +109,8 @@ PEAK = """
 import resource, sys
 from pathlib import Path
 from risk.contract import BY_NAME
-from risk.ingest.read import FileRejected, Limits, read_file
+from risk.ingest.read import Limits, read_file
+from risk.errors import FileRejected
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     read_file(BY_NAME["payments"], Path(sys.argv[1]), Limits(file_bytes=int(sys.argv[2]) * 2**20))

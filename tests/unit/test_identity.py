@@ -7,8 +7,9 @@ from datetime import date
 import pytest
 from helpers import check_char, make_id
 
+from risk.errors import InvalidId
 from risk.identity import numbers as identity
-from risk.identity.numbers import InvalidId, mask_id, mask_name, normalise, try_normalise
+from risk.identity.numbers import mask_id, mask_name, normalise, try_normalise
 
 TODAY = date(2025, 6, 1)
 

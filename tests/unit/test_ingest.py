@@ -29,7 +29,8 @@ from helpers import (
 )
 
 from risk.contract import BY_NAME
-from risk.ingest.read import FileRejected, read_file
+from risk.errors import FileRejected
+from risk.ingest.read import read_file
 
 DAY = "2025-03-10"
 PAYMENTS = BY_NAME["payments"]

@@ -15,8 +15,9 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from risk.errors import ModelFileError
 from risk.scoring import model as model_module
-from risk.scoring.model import TRUSTED_TYPES, BehaviourForest, ModelFileError, load, save
+from risk.scoring.model import TRUSTED_TYPES, BehaviourForest, load, save
 
 ODDS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "odds"
 

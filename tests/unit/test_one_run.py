@@ -16,7 +16,7 @@ import pytest
 from helpers import INGEST_TABLES, diff_snapshots, snapshot
 from sqlalchemy import create_engine, text
 
-from risk import runlock
+from risk import errors, runlock
 from risk.synth import generate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,11 +94,11 @@ def test_shared_holders_run_side_by_side_and_a_whole_run_waits_for_them(db_url: 
     """The nightly DAG's tasks hold the lock shared (its parts at once); `risk run` exclusively."""
     with runlock.held(db_url, "fund_risk_nightly detect", shared=True), \
             runlock.held(db_url, "fund_risk_nightly detect", shared=True):
-        with pytest.raises(runlock.WarehouseBusy, match="fund_risk_nightly"):
+        with pytest.raises(errors.WarehouseBusy, match="fund_risk_nightly"):
             with runlock.held(db_url, "risk run", wait=0.5):
                 pass
     with runlock.held(db_url, "risk run"):
-        with pytest.raises(runlock.WarehouseBusy, match="risk run"):
+        with pytest.raises(errors.WarehouseBusy, match="risk run"):
             with runlock.held(db_url, "fund_risk_nightly load_day", shared=True, wait=0.5):
                 pass
     with runlock.held(db_url, "risk run"):  # released: free again

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from risk import errors
 from risk.alerts import lifecycle as workflow
 from risk.cli import main
 from risk.db import gateway
@@ -54,14 +55,14 @@ def events(url: str, alert_id: str) -> list[dict]:
 def test_a_recovery_past_the_amount_at_risk_is_refused_unless_a_reason_is_stated(city):
     url, alerts = city
     a = confirmed(url, alerts["v1"][0])
-    with gateway.transaction(url) as conn, pytest.raises(workflow.NotAllowed) as refused:
+    with gateway.transaction(url) as conn, pytest.raises(errors.NotAllowed) as refused:
         workflow.record_recovery(conn, "v1", a, "874.70", date(2026, 11, 20), "bank_return")
     assert "超出涉及金额 ¥749.40 共 ¥125.30" in str(refused.value) and "state the reason" in str(refused.value)
     assert entries(url, a) == []  # nothing recorded
     with gateway.transaction(url) as conn:
         after = workflow.record_recovery(conn, "v1", a, "600.00", date(2026, 11, 20), "bank_return")
         assert (after.recovered, after.remaining) == (Decimal("600.00"), Decimal("149.40"))
-        with pytest.raises(workflow.NotAllowed, match="more than the ¥749.40 at risk"):
+        with pytest.raises(errors.NotAllowed, match="more than the ¥749.40 at risk"):
             workflow.record_recovery(conn, "v1", a, "149.41", date(2026, 11, 21), "repayment", reason="  ")
         after = workflow.record_recovery(conn, "v1", a, "149.40", date(2026, 11, 21), "repayment")
         assert after.remaining_cents == 0  # exactly the amount at risk: no reason needed
@@ -82,9 +83,9 @@ def test_a_recovery_dated_after_today_in_shanghai_is_refused(city):
     shanghai_today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     assert workflow.business_today() == shanghai_today
     with gateway.transaction(url) as conn:
-        with pytest.raises(workflow.NotAllowed, match="cannot be recorded before it happens"):
+        with pytest.raises(errors.NotAllowed, match="cannot be recorded before it happens"):
             workflow.record_recovery(conn, "v1", a, "10.00", shanghai_today + timedelta(days=1), "bank_return")
-        with pytest.raises(workflow.NotAllowed, match="晚于今天"):  # the limit is the bureau's day, not the server's
+        with pytest.raises(errors.NotAllowed, match="晚于今天"):  # the limit is the bureau's day, not the server's
             workflow.record_recovery(conn, "v1", a, "10.00", date(2026, 12, 2), "bank_return", today=date(2026, 12, 1))
         workflow.record_recovery(conn, "v1", a, "10.00", date(2026, 12, 1), "bank_return", today=date(2026, 12, 1))
         workflow.record_recovery(conn, "v1", a, "10.00", shanghai_today, "bank_return")
@@ -97,21 +98,21 @@ def test_a_wrong_entry_is_undone_by_a_reversing_entry_and_the_ledger_keeps_both(
     with gateway.transaction(url) as conn:
         workflow.record_recovery(conn, "v1", a, "500.00", date(2026, 11, 20), "deduction")  # meant 50.00
         wrong = conn.execute(select(func.max(recovery.c.id))).scalar()
-        with pytest.raises(workflow.NotAllowed, match="needs a reason"):
+        with pytest.raises(errors.NotAllowed, match="needs a reason"):
             workflow.reverse_recovery(conn, "v1", a, wrong, " ")
-        with pytest.raises(workflow.NotAllowed, match="no recovery entry"):
+        with pytest.raises(errors.NotAllowed, match="no recovery entry"):
             workflow.reverse_recovery(conn, "v1", other, wrong, "录入错误")  # another alert's entry
-        with pytest.raises(workflow.NotAllowed, match="can look but not change"):
+        with pytest.raises(errors.NotAllowed, match="can look but not change"):
             workflow.reverse_recovery(conn, "aud", a, wrong, "录入错误")
-        with pytest.raises(workflow.NotAllowed, match="in your area"):
+        with pytest.raises(errors.NotAllowed, match="in your area"):
             workflow.reverse_recovery(conn, "v2", a, wrong, "录入错误")
         after = workflow.reverse_recovery(conn, "v1", a, wrong, "录入错误，应为50元 / keyed 500 for 50",
                                           today=date(2026, 11, 25))
         assert after.recovered_cents == 0 and after.remaining == Decimal("749.40")
-        with pytest.raises(workflow.NotAllowed, match="already reversed"):
+        with pytest.raises(errors.NotAllowed, match="already reversed"):
             workflow.reverse_recovery(conn, "v1", a, wrong, "again")
         reversal = conn.execute(select(func.max(recovery.c.id))).scalar()
-        with pytest.raises(workflow.NotAllowed, match="no recovery entry"):  # a reversal is not reversed
+        with pytest.raises(errors.NotAllowed, match="no recovery entry"):  # a reversal is not reversed
             workflow.reverse_recovery(conn, "v1", a, reversal, "undo the undo")
         after = workflow.record_recovery(conn, "v1", a, "50.00", date(2026, 11, 20), "deduction")
     assert after.recovered == Decimal("50.00") and after.remaining == Decimal("699.40")
@@ -142,7 +143,7 @@ def test_closing_with_money_left_is_said_and_the_web_asks_to_confirm_it(city, ca
     a, paid = confirmed(url, alerts["v1"][0]), confirmed(url, alerts["v1"][1])
     with gateway.transaction(url) as conn:
         workflow.record_recovery(conn, "v1", a, "100.00", date(2026, 11, 20), "bank_return")
-        with pytest.raises(workflow.NotAllowed) as refused:
+        with pytest.raises(errors.NotAllowed) as refused:
             workflow.act(conn, "v1", a, "close", unrecovered_ok=False)
         assert "尚有 ¥649.40 未追回" in str(refused.value) and "tick the confirmation" in str(refused.value)
         workflow.record_recovery(conn, "v1", paid, "749.41", date(2026, 11, 20), "bank_return", reason="含手续费")
@@ -256,7 +257,7 @@ def test_the_ledger_always_balances(city, ops, at_risk):
                 else:
                     workflow.reverse_recovery(conn, "v2", a, ids[number % len(ids)] if ids else 0,
                                               "录入错误 / keyed wrong" if with_reason else "", today=today)
-        except workflow.NotAllowed:
+        except errors.NotAllowed:
             refused = True
         else:
             refused = False
@@ -358,7 +359,7 @@ def test_random_actions_never_break_the_lifecycle_or_a_scope(city, steps):
                     workflow.act(conn, who, a, action, comment="核实 / checked" if flag or action != "dismiss" else None,
                                  reason="lawful" if action == "dismiss" else None, unrecovered_ok=flag)
             accepted = True
-        except workflow.NotAllowed:
+        except errors.NotAllowed:
             accepted = False
         with gateway.transaction(url) as conn:
             now = dict(conn.execute(select(alert.c.alert_id, alert.c.status).where(alert.c.alert_id.in_(every))).all())

@@ -20,9 +20,10 @@ from risk import pipeline
 from risk.db import gateway
 from risk.db.tables import alert, delivery, model, recipient, score, score_night, score_part
 from risk.detection import evaluate
+from risk.errors import ModelFileError
 from risk.scoring import nightly, registry
 from risk.scoring.features import compute_features
-from risk.scoring.model import ModelFileError, loads
+from risk.scoring.model import loads
 from risk.scoring.report import scores_csv
 from risk.settings import Settings
 from risk.synth import generate

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from warehouses import warehouse
 
-from risk import pipeline
+from risk import errors, pipeline
 from risk.alerts import lifecycle as workflow
 from risk.cli import main
 from risk.db import gateway
@@ -153,11 +153,11 @@ def test_snooze_is_capped_audited_and_hides_the_alert_until_then(city):
             alert.c.village_code == p["alert"].village_code, alert.c.status == "new")).scalar()
         if target is None:
             pytest.skip("no new alert left in that village")
-        with pytest.raises(workflow.NotAllowed, match="1 to 180 days"):
+        with pytest.raises(errors.NotAllowed, match="1 to 180 days"):
             workflow.snooze(conn, p["township"], target, 181, "too long")
         until = workflow.snooze(conn, p["township"], target, 30, "本人住院，出院后核实", today=date(2026, 1, 1))
         assert until == date(2026, 1, 31)
-        with pytest.raises(workflow.NotAllowed, match="already snoozed until 2026-01-31"):  # not pushed on and on
+        with pytest.raises(errors.NotAllowed, match="already snoozed until 2026-01-31"):  # not pushed on and on
             workflow.snooze(conn, p["township"], target, 30, "again", today=date(2026, 1, 15))
         assert target not in {r.alert_id for r in workflow.queue(conn, p["village"], today=date(2026, 1, 15))}
         assert target in {r.alert_id for r in workflow.queue(conn, p["village"], today=date(2026, 2, 1))}
