@@ -1,4 +1,4 @@
-"""The data contract's sources (../shared/spec/data-contract.md §1-2) as data.
+"""The data contract's sources (docs/data-contract.md §1-2) as data.
 
 Everything that needs to know a source's columns, key, kind or value domains reads it from here:
 the reader, the Great Expectations suites, the loader and the warehouse tables.

@@ -1,5 +1,5 @@
 """Small helpers for the ingest/validation/warehouse tests: hand-written landing folders that follow the
-data contract (../shared/spec/data-contract.md §1-2), valid resident IDs, and reading the warehouse back the
+data contract (docs/data-contract.md §1-2), valid resident IDs, and reading the warehouse back the
 way a person would (the quality export, the ledger, whole tables)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A small contract-true city for the rule tests (../shared/spec/data-contract.md §1-§5).
+"""A small contract-true city for the rule tests (docs/data-contract.md §1-§5).
 
 `City(tmp_path)` writes a landing folder: one city, county, township and village in regions.csv, recipients
 with valid resident IDs (address code + birth date + sequence + gender digit + the MOD 11-2 check character
