@@ -9,8 +9,9 @@
     /audit                    the audit log
 
 Every page reads and writes through `risk.alerts.lifecycle` (scope, lifecycle, audit log) and
-`risk.web.queries`; this module only turns requests into calls and results into pages. Errors show a
-plain page, never a stack trace; the details go to the server's log, with ID numbers masked.
+`risk.web.queries` (one module per area); this module only turns requests into calls and results into
+pages. Errors show a plain page, never a stack trace; the details go to the server's log, with ID numbers
+masked.
 """
 from __future__ import annotations
 
@@ -35,7 +36,13 @@ from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.errors import LoginNeeded, Refused, RiskError
 from risk.settings import Settings
-from risk.web import i18n, queries, security, xlsx
+from risk.web import i18n, security, xlsx
+from risk.web.queries import audit as audit_queries
+from risk.web.queries import case as case_queries
+from risk.web.queries import listing
+from risk.web.queries import quality as quality_queries
+from risk.web.queries import queue as queue_queries
+from risk.web.queries import search as search_queries
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
@@ -68,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
         context.setdefault("me", None)
         return templates.TemplateResponse(request, name, {
             "lang": lang, "t": lambda key, **v: i18n.translate(key, lang, **v),
-            "pick": lambda pair: i18n.pick(pair, lang), "i18n": i18n, "rule_title": queries.rule_title,
+            "pick": lambda pair: i18n.pick(pair, lang), "i18n": i18n, "rule_title": listing.rule_title,
             "csrf": security.csrf_token(request), "flash": request.session.pop("flash", []),
             "path": request.url.path, **context}, status_code=status_code)
 
@@ -182,13 +189,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/alerts", response_class=HTMLResponse)
     def alert_queue(request: Request):
-        f = queries.AlertFilter.from_query(request.query_params, by_person=False)  # the queue is not a person search
+        f = listing.AlertFilter.from_query(request.query_params, by_person=False)  # the queue is not a person search
         with gateway.transaction(url) as conn:
             me = current(request, conn)
-            result = queries.queue(conn, me, f)
-            villages = queries.villages(conn, me)
+            result = queue_queries.queue(conn, me, f)
+            villages = queue_queries.villages(conn, me)
         return page(request, "queue.html", me=me, f=f, result=result, villages=villages,
-                    rules=queries.rule_codes(), statuses=queries.STATUSES, severities=queries.SEVERITIES)
+                    rules=listing.rule_codes(), statuses=listing.STATUSES, severities=listing.SEVERITIES)
 
     @app.get("/alerts/{alert_id}", response_class=HTMLResponse)
     def alert_case(request: Request, alert_id: str):
@@ -203,7 +210,7 @@ def create_app(settings: Settings) -> FastAPI:
         with gateway.transaction(url) as conn:
             me = current(request, conn)
             try:
-                c = queries.case(conn, me, alert_id, unmasked=unmasked)
+                c = case_queries.case(conn, me, alert_id, unmasked=unmasked)
             except errors.NotAllowed:
                 raise HTTPException(404) from None
         return page(request, "case.html", me=me, c=c, reasons=list(workflow.DISMISS_REASONS),
@@ -271,8 +278,8 @@ def create_app(settings: Settings) -> FastAPI:
 
         with gateway.transaction(url) as conn:
             me = current(request, conn)
-            summary = queries.quality_summary(conn, me)
-            rows = queries.quality_rows(conn, me, source if source in BY_NAME else None, day,
+            summary = quality_queries.quality_summary(conn, me)
+            rows = quality_queries.quality_rows(conn, me, source if source in BY_NAME else None, day,
                                         _int(request.query_params.get("page")))
         return page(request, "quality.html", me=me, summary=summary, rows=rows, source=source, day=day,
                     sources=BY_NAME)
@@ -285,14 +292,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/search", response_class=HTMLResponse)
     def search(request: Request):
-        f = queries.AlertFilter.from_query(request.query_params)
+        f = listing.AlertFilter.from_query(request.query_params)
         with gateway.transaction(url) as conn:
             me = _searcher(request, conn)
             # an ID number that is not one finds nothing (never the whole city): the page says why
-            rows = [] if f.refused else queries.search_rows(conn, me, f, limit=200)
-            counties = queries.counties(conn)
-        return page(request, "search.html", me=me, f=f, rows=rows, counties=counties, rules=queries.rule_codes(),
-                    statuses=queries.STATUSES, searched=bool(request.query_params),
+            rows = [] if f.refused else search_queries.search_rows(conn, me, f, limit=200)
+            counties = search_queries.counties(conn)
+        return page(request, "search.html", me=me, f=f, rows=rows, counties=counties, rules=listing.rule_codes(),
+                    statuses=listing.STATUSES, searched=bool(request.query_params),
                     refused=[words(request, m) for m in f.refused])
 
     # the exports' reading and writing run in the thread pool, as the pages' do: a large export does not
@@ -326,21 +333,21 @@ def create_app(settings: Settings) -> FastAPI:
                         media_type=xlsx.MEDIA_TYPE)
 
     def _export(request: Request, form: dict[str, str]):
-        f = queries.AlertFilter.from_query(form)
+        f = listing.AlertFilter.from_query(form)
         with gateway.transaction(url) as conn:
             me = _searcher(request, conn)
             if f.refused:  # an ID number that is not one: no export of the whole city instead
                 raise Refused(" ".join(f.refused))
-            columns = queries.search_columns(conn, me, f)
+            columns = search_queries.search_columns(conn, me, f)
         log.info("search export by %s: %d alerts", me.user_id, len(columns["alert_id"]))
-        return columns, queries.EXPORT_FIELDS
+        return columns, search_queries.EXPORT_FIELDS
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(request: Request):
-        f = queries.AuditFilter.from_query(request.query_params)
+        f = audit_queries.AuditFilter.from_query(request.query_params)
         with gateway.transaction(url) as conn:
             me = current(request, conn)
-            result = queries.audit_log(conn, me, f)
+            result = audit_queries.audit_log(conn, me, f)
         return page(request, "audit.html", me=me, f=f, result=result, actions=i18n.ACTIONS)
 
     return app

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import account, alert, quality_issue, recovery
-from risk.web.queries import PAGE_SIZE
+from risk.web.queries.listing import PAGE_SIZE
 
 
 def amounts(html: str) -> list[float]:
@@ -127,14 +127,15 @@ def test_search_exports_csv_and_excel_with_identity_masked(city, client_for):
 def test_the_search_export_has_the_rows_the_search_finds(city):
     """The export reads its columns straight from the driver: cell for cell what the search's rows say,
     in the same order, for the whole city and for a filter, identity masked."""
-    from risk.web import queries
+    from risk.web.queries.listing import AlertFilter
+    from risk.web.queries.search import EXPORT_FIELDS, search_columns, search_rows
 
     with gateway.transaction(city.url) as conn:
         auditor = workflow.user(conn, city.users["auditor"])
         for form in ({}, {"rule": "deceased_payment"}, {"min_amount": "100"}):
-            f = queries.AlertFilter.from_query(form)
-            rows = queries.search_rows(conn, auditor, f)
-            columns = queries.search_columns(conn, auditor, f)
-            assert len(rows) > 0 and set(columns) == {k for k, _ in queries.EXPORT_FIELDS}
+            f = AlertFilter.from_query(form)
+            rows = search_rows(conn, auditor, f)
+            columns = search_columns(conn, auditor, f)
+            assert len(rows) > 0 and set(columns) == {k for k, _ in EXPORT_FIELDS}
             assert {k: [r[k] for r in rows] for k in columns} == columns, form
     assert all("*" in p for p in columns["person"])
