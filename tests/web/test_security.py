@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import DATABASES, PASSWORD, both_databases, csrf_of, log_in, running_server
@@ -37,6 +38,27 @@ def test_every_page_needs_a_login(client_for):
     for path in ("/alerts", "/alerts/X", "/dashboard", "/quality", "/search", "/audit"):
         r = c.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+
+
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/")}  # "/" redirects to /alerts
+
+
+def test_every_route_of_every_router_needs_a_login(client_for):
+    """Read from the app's routes, so that a new router cannot forget it: every route but logging in and out
+    and the home page (a redirect to the queue) sends an anonymous request to the login page and back, a
+    form with its CSRF token included. The static files (a mount, not a route) need no login."""
+    from fastapi.routing import APIRoute
+
+    c = client_for()
+    token = csrf_of(c.get("/login").text)
+    routes = {(method, route.path) for route in c.app.routes if isinstance(route, APIRoute) for method in route.methods}
+    assert PUBLIC < routes and len(routes - PUBLIC) >= 10
+    for method, template in sorted(routes - PUBLIC):
+        path = re.sub(r"\{[^}]*\}", "X", template)
+        r = c.request(method, path, data={"csrf_token": token} if method == "POST" else None, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == f"/login?next={quote(path)}", (method, path)
+    assert c.get("/", follow_redirects=False).headers["location"] == "/alerts"
+    assert c.get("/static/app.css").status_code == 200
 
 
 def test_a_village_user_sees_exactly_their_village(city, client_for):
@@ -231,3 +253,31 @@ def test_an_unexpected_error_shows_a_plain_page_not_a_stack_trace(city, caplog):
     assert "Traceback" not in r.text and "RuntimeError" not in r.text and "11010519491231002X" not in r.text
     logged = "\n".join(rec.getMessage() + (rec.exc_text or "") for rec in caplog.records)
     assert "unexpected error on GET /broken" in logged and "11010519491231002X" not in logged
+
+
+def test_an_error_meant_for_people_answers_its_http_status_with_its_message(city, caplog):
+    """risk.web.errors, the one place errors become answers: a RiskError that a route lets through is a
+    plain page with its message in the user's language and its `http_status`; nothing is logged as a bug."""
+    from fastapi.testclient import TestClient
+
+    from risk import errors
+    from risk.web.app import create_app
+
+    def raising(kind: type[errors.RiskError]):
+        def route() -> None:
+            raise kind(f"不行：{kind.__name__} / no: {kind.__name__}")
+        return route
+
+    app = create_app(city.settings)
+    kinds = {"not-allowed": (errors.NotAllowed, 403), "busy": (errors.WarehouseBusy, 409),
+             "refused": (errors.LoginRefused, 429), "input": (errors.InputError, 400), "config": (errors.ConfigError, 400)}
+    for name, (kind, _) in kinds.items():
+        app.add_api_route(f"/raise/{name}", raising(kind))
+    c = TestClient(app, raise_server_exceptions=False)
+    for name, (kind, status) in kinds.items():
+        r = c.get(f"/raise/{name}?lang=zh")  # the session remembers the language chosen last
+        assert r.status_code == status == kind.http_status and f"不行：{kind.__name__}" in r.text, name
+        assert "Traceback" not in r.text and "no:" not in r.text
+        english = c.get(f"/raise/{name}?lang=en")
+        assert english.status_code == status and f"no: {kind.__name__}" in english.text and "不行" not in english.text
+    assert not [rec for rec in caplog.records if "unexpected error" in rec.getMessage()]
