@@ -35,7 +35,6 @@ from risk.ingest.read import DEFAULT_LIMITS, LINE, Limits, ReadFile, files_of_da
 
 log = logging.getLogger(__name__)
 
-SENSITIVE = frozenset({"person_id", "name", "bank_account", "phone", "card_no"})
 # checked with nothing but the file (and its delivery day): can be checked before earlier days are loaded
 SELF_CONTAINED = frozenset({"payments", "card_events", "deaths", "incarcerations"})
 BATCH_BYTES = 32 * 2**20  # text checked in one suite run: ~350,000 payments
@@ -100,7 +99,7 @@ def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str,
     context = context or context_of(conn, day)
     checked = checks.derive(source, frame, context)
     _, failures, _ = checks.run_suite(source, checked)
-    reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
+    reasons = checks.reasons_by_row(failures, checked, source.personal)
     while source.name == "regions":  # a region that fails cannot be the parent of others in its file
         failed = frozenset(str(checked.at[pos, "code"]) for pos in reasons)
         if failed <= context.rejected:
@@ -108,7 +107,7 @@ def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str,
         context = replace(context, rejected=failed)
         checked = checks.derive(source, frame, context)
         _, failures, _ = checks.run_suite(source, checked)
-        reasons = checks.reasons_by_row(failures, checked, SENSITIVE)
+        reasons = checks.reasons_by_row(failures, checked, source.personal)
     return _split(source, frame, checked, reasons)
 
 
@@ -422,7 +421,7 @@ def _check_run(source: Source, results: list[Checked], run: list[tuple[int, pd.D
         run, pieces, strict=True)]
     checked_all = derived[0] if len(derived) == 1 else pd.concat(derived, ignore_index=True)
     _, failures, _ = checks.run_suite(source, checked_all)
-    reasons = checks.reasons_by_row(failures, checked_all, SENSITIVE)
+    reasons = checks.reasons_by_row(failures, checked_all, source.personal)
     first = 0
     for (i, _), piece, piece_checked in zip(run, pieces, derived, strict=True):
         last = first + len(piece)
