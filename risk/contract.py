@@ -25,6 +25,14 @@ class Type(StrEnum):
     ENUM = "enum"
 
 
+class Personal(StrEnum):
+    """Personal information (PIPL) a column holds, and so how it is masked wherever it is shown masked
+    (risk.identity.numbers.mask): declared here per column, never guessed from a column's name."""
+    ID = "id"  # a resident ID number: 430102********1234
+    NAME = "name"  # a person's name: 张*
+    NUMBER = "number"  # a bank account, card or phone number: ***********1234
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -34,6 +42,7 @@ class Column:
     min_value: float | None = None  # for MONEY
     strict_min: bool = False  # min_value itself is not allowed
     zh: str = ""
+    personal: Personal | None = None  # personal information, masked as its kind says
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,11 @@ class Source:
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def personal(self) -> dict[str, Personal]:
+        """The columns that hold personal information, and their kind."""
+        return {c.name: c.personal for c in self.columns if c.personal is not None}
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -90,15 +104,15 @@ REGIONS = Source(
 RECIPIENTS = Source(
     "recipients", Kind.UPSERT, "person_id",
     (
-        Column("person_id", Type.PERSON_ID, zh="身份证号"),
-        Column("name", zh="姓名"),
+        Column("person_id", Type.PERSON_ID, zh="身份证号", personal=Personal.ID),
+        Column("name", zh="姓名", personal=Personal.NAME),
         Column("gender", Type.ENUM, values=("M", "F"), zh="性别"),
         Column("birth_date", Type.DATE, zh="出生日期"),
         Column("village_code", Type.REGION_CODE, zh="村（社区）代码"),
-        Column("bank_account", zh="银行账号"),
-        Column("card_no", zh="社保卡号"),
+        Column("bank_account", zh="银行账号", personal=Personal.NUMBER),
+        Column("card_no", zh="社保卡号", personal=Personal.NUMBER),
         Column("last_certified_on", Type.DATE, required=False, zh="最近资格认证日期"),
-        Column("phone", required=False, zh="电话"),
+        Column("phone", required=False, zh="电话", personal=Personal.NUMBER),
     ),
     zh="待遇领取人员", en="recipients", table="recipient",
     extra_checks=("id_agrees", "known_village", "card_no_shape"),
@@ -108,12 +122,12 @@ PAYMENTS = Source(
     "payments", Kind.APPEND, "payment_id",
     (
         Column("payment_id", zh="支付编号"),
-        Column("person_id", Type.PERSON_ID, zh="身份证号"),
+        Column("person_id", Type.PERSON_ID, zh="身份证号", personal=Personal.ID),
         Column("benefit_type", Type.ENUM, values=BENEFIT_TYPES, zh="待遇类型"),
         Column("period", Type.MONTH, zh="待遇所属期"),
         Column("amount", Type.MONEY, min_value=0, strict_min=True, zh="金额"),
         Column("paid_on", Type.DATE, zh="发放日期"),
-        Column("bank_account", zh="入账账号"),
+        Column("bank_account", zh="入账账号", personal=Personal.NUMBER),
     ),
     zh="待遇发放", en="payments", table="payment",
 )
@@ -122,8 +136,8 @@ CARD_EVENTS = Source(
     "card_events", Kind.APPEND, "event_id",
     (
         Column("event_id", zh="用卡记录编号"),
-        Column("person_id", Type.PERSON_ID, zh="持卡人身份证号"),
-        Column("card_no", zh="社保卡号"),
+        Column("person_id", Type.PERSON_ID, zh="持卡人身份证号", personal=Personal.ID),
+        Column("card_no", zh="社保卡号", personal=Personal.NUMBER),
         Column("occurred_at", Type.TIMESTAMP, zh="发生时间"),
         Column("event_type", Type.ENUM, values=EVENT_TYPES, zh="用卡类型"),
         Column("county_code", Type.REGION_CODE, zh="发生地县区代码"),
@@ -138,8 +152,8 @@ DEATHS = Source(
     "deaths", Kind.APPEND, "record_id",
     (
         Column("record_id", zh="记录编号"),
-        Column("person_id", Type.PERSON_ID, zh="身份证号"),
-        Column("name", zh="姓名"),
+        Column("person_id", Type.PERSON_ID, zh="身份证号", personal=Personal.ID),
+        Column("name", zh="姓名", personal=Personal.NAME),
         Column("death_date", Type.DATE, zh="死亡日期"),
         Column("source", Type.ENUM, values=DEATH_SOURCES, zh="来源部门"),
         Column("reported_on", Type.DATE, zh="共享日期"),
@@ -151,8 +165,8 @@ INCARCERATIONS = Source(
     "incarcerations", Kind.APPEND, "record_id",
     (
         Column("record_id", zh="记录编号"),
-        Column("person_id", Type.PERSON_ID, zh="身份证号"),
-        Column("name", zh="姓名"),
+        Column("person_id", Type.PERSON_ID, zh="身份证号", personal=Personal.ID),
+        Column("name", zh="姓名", personal=Personal.NAME),
         Column("sentence_type", Type.ENUM, values=SENTENCE_TYPES, zh="刑罚类型"),
         Column("start_date", Type.DATE, zh="开始日期"),
         Column("end_date", Type.DATE, required=False, zh="释放日期"),
@@ -165,7 +179,7 @@ SUPERVISORS = Source(
     "supervisors", Kind.UPSERT, "user_id",
     (
         Column("user_id", zh="用户名"),
-        Column("name", zh="姓名"),
+        Column("name", zh="姓名", personal=Personal.NAME),
         Column("role", Type.ENUM, values=ROLES, zh="角色"),
         Column("region_code", Type.REGION_CODE, zh="负责区划代码"),
         Column("email", required=False, zh="邮箱"),

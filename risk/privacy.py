@@ -14,16 +14,17 @@ from pathlib import Path
 
 from risk.identity.numbers import check_char, mask_id, mask_name
 
-# 18-character IDs (last character a digit or X) and 15-digit legacy IDs, not inside a longer number; in
-# half-width or full-width characters (１１０１…, common in hand-typed Chinese data), or a mix of both
-_ID_SHAPED = re.compile(r"(?<![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])([0-9０-９]{17}[0-9Xx０-９Ｘｘ]|[0-9０-９]{15})"
-                        r"(?![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
+# The one shape of a personal number in free text: 15 to 19 characters, not inside a longer number, the last
+# may be an X: resident IDs (18 characters, or 15 digits for a legacy one) and bank card numbers (16 to 19
+# digits), in half-width or full-width characters (１１０１…, common in hand-typed Chinese data) or a mix.
+# Every log line, operator message and free text shown masked goes through `redact`.
+_PERSONAL_NUMBER = re.compile(r"(?<![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])([0-9０-９]{14,18}[0-9Xx０-９Ｘｘ])(?![0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
 
 
 def redact(text: str) -> str:
-    """`text` with every ID-shaped number masked as `mask_id` does (bank account numbers of the same length
-    are masked too: they are personal information as well)."""
-    return _ID_SHAPED.sub(lambda m: mask_id(m.group(1)), text)
+    """`text` with every personal number masked as `mask_id` does: an ID keeps its address code and last
+    four characters, a bank card number its bank's six digits and last four (as card slips print them)."""
+    return _PERSONAL_NUMBER.sub(lambda m: mask_id(m.group(1)), text)
 
 
 _installed = False
@@ -118,7 +119,7 @@ def scan(paths: Iterable[Path], ids: Iterable[str] = (), names: Iterable[str] = 
         if b"\0" in raw[:4096]:
             continue
         for number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
-            for m in _ID_SHAPED.finditer(line):
+            for m in _PERSONAL_NUMBER.finditer(line):
                 value = unicodedata.normalize("NFKC", m.group(1)).upper()
                 if value in known_ids:
                     found.append(Finding(path, number, "resident_id", mask_id(value)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from risk.contract import Personal, Source
 from risk.errors import InvalidId
 
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -94,6 +95,27 @@ def mask_id(person_id: str | None) -> str:
     if len(person_id) < 10:
         return "*" * len(person_id)
     return person_id[:6] + "*" * (len(person_id) - 10) + person_id[-4:]
+
+
+def mask_number(number: str | None) -> str:
+    """`***********1234`: a bank account, card or phone number keeps its last four characters, when it has
+    at least ten (a shorter one is starred whole: four would be too much of it)."""
+    if not number:
+        return ""
+    if len(number) < 10:
+        return "*" * len(number)
+    return "*" * (len(number) - 4) + number[-4:]
+
+
+def mask(value: str | None, kind: Personal) -> str:
+    """`value` masked as the contract declares its column's personal information (risk.contract.Personal)."""
+    return {Personal.ID: mask_id, Personal.NAME: mask_name, Personal.NUMBER: mask_number}[kind](value)
+
+
+def masked_key(source: Source, key: str) -> str:
+    """A record's key as a report shows it: masked when the key itself is personal (a recipient's ID)."""
+    kind = source.personal.get(source.key)
+    return mask(key, kind) if kind is not None else key
 
 
 def mask_name(name: str | None) -> str:

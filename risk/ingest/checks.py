@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from risk.contract import SOURCES, Column, Source, Type
+from risk.contract import SOURCES, Column, Personal, Source, Type
 from risk.identity import numbers as identity
 from risk.settings import ROOT
 
@@ -397,7 +397,7 @@ def _expectation(source_name: str, cfg):
 
 
 def reasons_by_row(failures: Iterable[Failure], checked: pd.DataFrame,
-                   sensitive: frozenset[str]) -> dict[int, tuple[str, str, bool]]:
+                   personal: Mapping[str, Personal]) -> dict[int, tuple[str, str, bool]]:
     """Row position -> (fields, reason text with the offending values, personal data masked; whether only
     reference checks failed)."""
     out: dict[int, list[Failure]] = {}
@@ -416,8 +416,8 @@ def reasons_by_row(failures: Iterable[Failure], checked: pd.DataFrame,
                 continue
             value = checked.at[row, f.field] if f.field in checked.columns else None
             shown = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
-            if f.field in sensitive and shown:
-                shown = identity.mask_id(shown) if "id" in f.field else identity.mask_name(shown)
+            if f.field in personal and shown:
+                shown = identity.mask(shown, personal[f.field])
             parts.append(f"{f.reason}（{f.field}='{shown}'）" if shown else f.reason)
             if f.field not in fields:
                 fields.append(f.field)

@@ -26,7 +26,8 @@ from risk.db import gateway
 from risk.db.tables import FACT_TABLES, certification, delivery, delivery_file, quality_issue
 from risk.errors import InputError
 from risk.ingest import checks, quality
-from risk.ingest.intake import Checked, Intake, check_file, validate
+from risk.ingest.ahead import Intake
+from risk.ingest.intake import Checked, check_file, validate
 from risk.ingest.keys import record_certifications, store, typed_rows
 from risk.ingest.read import LINE, Limits, files_of_day, inside
 from risk.settings import Settings

@@ -25,7 +25,7 @@ from risk.contract import Kind, Source, Type
 from risk.db.gateway import delete_keys, insert_frame, insert_new, keys_present
 from risk.db.tables import FACT_TABLES, certification, quality_issue, sighting
 from risk.detection import touched
-from risk.identity.numbers import mask_id
+from risk.identity.numbers import masked_key
 
 PROVENANCE = ["delivery_day", "source_file", "source_line"]
 BEIJING = np.timedelta64(8, "h")  # China keeps UTC+8 all year
@@ -266,7 +266,6 @@ def _record_conflicts(conn: Connection, source: Source, conflicts: pd.DataFrame,
     if conflicts.empty:
         return
     recs = []
-    shown = mask_id if source.key == "person_id" else str
     for r in conflicts.itertuples(index=False):
         st = standing.loc[r.record_key] if r.record_key in standing.index else None
         where = f"{st['delivery_day']} 第{st['source_line']}行 / line {st['source_line']} of {st['source_file']}" \
@@ -274,8 +273,8 @@ def _record_conflicts(conn: Connection, source: Source, conflicts: pd.DataFrame,
         recs.append({
             "source": source.name, "delivery_day": r.delivery_day, "file_name": r.source_file,
             "line": int(r.source_line), "record_key": r.record_key, "kind": "conflict", "field": source.key,
-            "reason": f"主键{source.key}={shown(r.record_key)}已以不同内容交付（{where}），以该行为准 / "
-                      f"{source.key} {shown(r.record_key)} was already delivered with other content ({where}); "
+            "reason": f"主键{source.key}={masked_key(source, r.record_key)}已以不同内容交付（{where}），以该行为准 / "
+                      f"{source.key} {masked_key(source, r.record_key)} was already delivered with other content ({where}); "
                       "that row stands",
             "raw": None,
         })

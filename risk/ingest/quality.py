@@ -17,7 +17,7 @@ from sqlalchemy import Connection, and_, case, delete, func, select
 from risk import spreadsheet
 from risk.contract import BY_NAME, Kind
 from risk.db.tables import FACT_TABLES, delivery_file, quality_issue, recipient, region, sighting
-from risk.identity.numbers import mask_id
+from risk.identity.numbers import masked_key
 
 ROW_KINDS = ("row", "invalid", "reference", "conflict")  # a rejected row; "file" is a whole file
 
@@ -238,7 +238,7 @@ def write_report(conn: Connection, folder: Path) -> Path:
     parts.append(f"</table><h2>拒收明细 Rejected rows ({len(issues):,})</h2><table><tr><th>来源 source</th>"
                  "<th>交付日 day</th><th>行 line</th><th>主键 key</th><th>原因 reason</th></tr>")
     for r in issues[:5000]:
-        key = mask_id(str(r["key"])) if BY_NAME[r["source"]].key == "person_id" else str(r["key"])
+        key = masked_key(BY_NAME[r["source"]], str(r["key"]))
         parts.append(f"<tr><td>{e(r['source'])}</td><td>{e(r['delivery_day'])}</td><td>{r['line']}</td>"
                      f"<td>{e(key)}</td><td>{e(r['reason'])}</td></tr>")
     if len(issues) > 5000:

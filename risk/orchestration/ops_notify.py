@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 NOTIFY_ENV = "RISK_OPERATOR_NOTIFY"
 OUTBOX_FILE = "operators.jsonl"
 MAX_MESSAGE = 500
-_ID_LIKE = re.compile(r"(?<![0-9])[0-9]{14,17}[0-9Xx](?![0-9A-Za-z])")
 
 
 def failure_event(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,7 +116,10 @@ def render(event: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _scrub(message: str) -> str:
-    message = _ID_LIKE.sub("[ID]", message)
+    """The error as operators may read it: personal numbers masked as in every log (risk.privacy), cut short."""
+    from risk.privacy import redact
+
+    message = redact(message)
     return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 

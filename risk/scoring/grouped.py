@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from risk.scoring.model import TRAIN_SCORE_QUANTILES, BehaviourForest
 from risk.scoring.reasons import Reason, TopReasons
@@ -35,8 +35,11 @@ GROUPS: dict[str, list[str]] = {
 class GroupedBehaviourForest(OutlierMixin, BaseEstimator):
     """`BehaviourForest` per feature group; `score_samples` is the maximum of the groups' scores.
 
-    Takes a DataFrame; features in no group form a group of their own ("other"). Parameters are those
-    of `BehaviourForest`, given to every group's forest (group k is seeded random_state + k).
+    Takes a DataFrame, whose columns the groups name; features in no group form a group of their own
+    ("other"), as every column of an array does. Input is checked as scikit-learn checks it (finite numbers,
+    the fitted number and names of features), and the estimator passes scikit-learn's estimator checks
+    (tests/unit/test_model.py). Parameters are those of `BehaviourForest`, given to every group's forest
+    (group k is seeded random_state + k).
     """
 
     def __init__(self, groups: dict[str, list[str]] | None = None, n_estimators: int = 100,
@@ -46,16 +49,18 @@ class GroupedBehaviourForest(OutlierMixin, BaseEstimator):
         self.max_samples = max_samples
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> GroupedBehaviourForest:
+    def fit(self, X: pd.DataFrame | ArrayLike, y: Any = None) -> GroupedBehaviourForest:
         self.fit_score_samples(X)
         return self
 
-    def fit_score_samples(self, X: pd.DataFrame) -> NDArray[np.float64]:
+    def fit_score_samples(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.float64]:
         """`fit(X)`, returning `score_samples(X)` of the training rows, taken from the pass each group's
-        forest makes over them while fitting (equal to scoring them again, two passes cheaper)."""
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("GroupedBehaviourForest needs a DataFrame: its groups name columns")
-        columns = [str(c) for c in X.columns]
+        forest makes over them while fitting (equal to scoring them again, two passes cheaper).
+        X: a DataFrame, whose column names the groups name; or an array, whose columns x0, x1, … are then
+        all in the group "other" (so that the estimator is a scikit-learn estimator like any other)."""
+        array = validate_data(self, X, dtype=np.float64)
+        columns = [str(c) for c in self.feature_names_in_] if hasattr(self, "feature_names_in_") \
+            else [f"x{j}" for j in range(array.shape[1])]
         wanted = GROUPS if self.groups is None else self.groups
         groups = [(name, [c for c in cols if c in columns]) for name, cols in wanted.items()]
         grouped = {c for _, cols in groups for c in cols}
@@ -63,54 +68,66 @@ class GroupedBehaviourForest(OutlierMixin, BaseEstimator):
         groups = [(n, cols) for n, cols in groups if cols] + ([("other", rest)] if rest else [])
         seed = self.random_state
         self.groups_ = groups
+        self.columns_ = columns
+        position = {c: j for j, c in enumerate(columns)}
+        self.group_columns_ = [np.array([position[c] for c in cols], dtype=np.intp) for _, cols in groups]
         forests = [BehaviourForest(n_estimators=self.n_estimators, max_samples=self.max_samples,
                                    random_state=None if seed is None else int(seed) + k)
                    for k in range(len(groups))]
-        scores = np.vstack([forest.fit_score_samples(X[cols])
-                            for forest, (_, cols) in zip(forests, groups, strict=True)]).max(axis=0)
+        scores = np.vstack([forest.fit_score_samples(array[:, idx])
+                            for forest, idx in zip(forests, self.group_columns_, strict=True)]).max(axis=0)
         self.forests_ = forests
-        self.feature_names_in_ = np.asarray(columns, dtype=object)
-        self.n_features_in_ = len(columns)
         self.threshold_ = 0.5  # the paper's rule, as BehaviourForest with contamination="auto"
         self.train_scores_ = np.quantile(scores, TRAIN_SCORE_QUANTILES)
         return scores
 
-    def group_scores(self, X: pd.DataFrame) -> NDArray[np.float64]:
-        """(n_groups, n_rows): every group's score of every row."""
+    def _checked(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.float64]:
+        """X as the fitted model reads it: as many features (the same names, for a DataFrame), all finite."""
         check_is_fitted(self)
-        return np.vstack([f.score_samples(X[cols]) for f, (_, cols) in zip(self.forests_, self.groups_, strict=True)])
+        return validate_data(self, X, dtype=np.float64, reset=False)
 
-    def score_samples(self, X: pd.DataFrame) -> NDArray[np.float64]:
+    def group_scores(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.float64]:
+        """(n_groups, n_rows): every group's score of every row."""
+        return self._group_scores(self._checked(X))
+
+    def _group_scores(self, array: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.vstack([f.score_samples(array[:, idx]) for f, idx in zip(self.forests_, self.group_columns_, strict=True)])
+
+    def score_samples(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.float64]:
         """The highest group score of each row: higher = more unusual."""
         return self.group_scores(X).max(axis=0)
 
-    def decision_function(self, X: pd.DataFrame) -> NDArray[np.float64]:
+    def decision_function(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.float64]:
+        check_is_fitted(self)
         return self.threshold_ - self.score_samples(X)
 
-    def predict(self, X: pd.DataFrame) -> NDArray[np.int_]:
+    def predict(self, X: pd.DataFrame | ArrayLike) -> NDArray[np.int_]:
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def explain(self, X: pd.DataFrame, top: int = 3) -> list[list[Reason]]:
+    def explain(self, X: pd.DataFrame | ArrayLike, top: int = 3) -> list[list[Reason]]:
         """For each row, the features of its highest-scoring group that isolated it, most important first."""
-        return self.top_reasons(X, top).as_lists([str(c) for c in self.feature_names_in_])
+        return self.top_reasons(X, top).as_lists(list(self.columns_))
 
-    def scores_and_reasons(self, X: pd.DataFrame, top: int = 3) -> tuple[NDArray[np.float64], TopReasons]:
+    def scores_and_reasons(self, X: pd.DataFrame | ArrayLike, top: int = 3
+                           ) -> tuple[NDArray[np.float64], TopReasons]:
         """`score_samples(X)` and `top_reasons(X, top)` with one pass of X through the forests."""
-        per_group = self.group_scores(X)
-        return per_group.max(axis=0), self.top_reasons(X, top, per_group)
+        array = self._checked(X)
+        per_group = self._group_scores(array)
+        return per_group.max(axis=0), self._top_reasons(array, top, per_group)
 
-    def top_reasons(self, X: pd.DataFrame, top: int = 3, group_scores: NDArray[np.float64] | None = None
-                    ) -> TopReasons:
-        """`explain`'s answer as arrays (columns are positions in `feature_names_in_`); a row whose group has
-        fewer than `top` features has fewer reasons (column -1). `group_scores`, when given, is
+    def top_reasons(self, X: pd.DataFrame | ArrayLike, top: int = 3,
+                    group_scores: NDArray[np.float64] | None = None) -> TopReasons:
+        """`explain`'s answer as arrays (columns are positions in `columns_`); a row whose group has fewer
+        than `top` features has fewer reasons (column -1). `group_scores`, when given, is
         `self.group_scores(X)`, already computed."""
-        check_is_fitted(self)
-        best = (self.group_scores(X) if group_scores is None else group_scores).argmax(axis=0)
-        position = {str(c): j for j, c in enumerate(self.feature_names_in_)}
-        out = TopReasons.empty(len(X), min(top, max(len(cols) for _, cols in self.groups_)))
-        for k, (forest, (_, cols)) in enumerate(zip(self.forests_, self.groups_, strict=True)):
+        return self._top_reasons(self._checked(X), top, group_scores)
+
+    def _top_reasons(self, array: NDArray[np.float64], top: int,
+                     group_scores: NDArray[np.float64] | None) -> TopReasons:
+        best = (self._group_scores(array) if group_scores is None else group_scores).argmax(axis=0)
+        out = TopReasons.empty(len(array), min(top, max(len(cols) for _, cols in self.groups_)))
+        for k, (forest, idx) in enumerate(zip(self.forests_, self.group_columns_, strict=True)):
             rows = np.flatnonzero(best == k)
             if len(rows):
-                out.place(rows, forest.top_reasons(X.iloc[rows][cols], top=top),
-                          np.array([position[c] for c in cols], dtype=np.intp))
+                out.place(rows, forest.top_reasons(array[np.ix_(rows, idx)], top=top), idx)
         return out

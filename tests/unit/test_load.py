@@ -45,7 +45,7 @@ from sqlalchemy import inspect
 
 from risk import pipeline
 from risk.db import gateway, tables
-from risk.ingest import delivery, intake
+from risk.ingest import ahead, delivery, intake
 
 D0, D1, D2, D3 = "2025-03-01", "2025-03-10", "2025-04-10", "2025-05-10"
 A, B, C = make_id(seq=1), make_id(seq=2, male=False), make_id(seq=3)
@@ -528,8 +528,8 @@ def test_loading_all_days_in_one_go_gives_the_same_warehouse(backend, monkeypatc
     """`risk run`'s way: every pending day in one call, the self-contained facts checked ahead in batches
     that span days (here two files a batch at most), the big tables' indexes set aside and built again."""
     monkeypatch.setattr(delivery, "BULK_MIN_ROWS", 0)
-    monkeypatch.setattr(intake, "BATCH_BYTES", 400_000)
-    monkeypatch.setattr(intake, "PARALLEL_BYTES", 2**62)  # checked ahead in this process, where the spies are
+    monkeypatch.setattr(ahead, "BATCH_BYTES", 400_000)
+    monkeypatch.setattr(ahead, "PARALLEL_BYTES", 2**62)  # checked ahead in this process, where the spies are
     batches: list[int] = []
     check_batch = intake.check_batch
     monkeypatch.setattr(intake, "check_batch", lambda source, files, typed=False, **kw: batches.append(len(files))
@@ -556,16 +556,16 @@ def test_checking_ahead_in_a_worker_process_gives_the_same_warehouse(backend, mo
     """A load big enough checks the self-contained facts in a process of its own, beside the one storing, a
     big file in slices (here of 7 rows, so that rejected rows fall in several), and hands the typed rows
     over in files that are gone when the load is."""
-    monkeypatch.setattr(intake, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(ahead, "PARALLEL_BYTES", 0)
     monkeypatch.setattr(intake, "SUITE_ROWS", 7)
     url = backend["fresh"]("worker-process")
     s = settings(url, backend["folder"])
     pipeline.prepare(s)
-    with intake.Intake(backend["landing"], ALL_DAYS) as ahead:
-        assert ahead.parallel and ahead.suite_rows == 7
+    with ahead.Intake(backend["landing"], ALL_DAYS) as checking:
+        assert checking.parallel and checking.suite_rows == 7
     spools: list[Path] = []
-    close = intake.Intake.close
-    monkeypatch.setattr(intake.Intake, "close", lambda self: spools.append(self.spool) or close(self))
+    close = ahead.Intake.close
+    monkeypatch.setattr(ahead.Intake, "close", lambda self: spools.append(self.spool) or close(self))
     delivery.load_days(s, backend["landing"], ALL_DAYS)
     assert spools and all(p is not None and not p.exists() for p in spools), spools
     got = snapshot(url)
@@ -588,18 +588,19 @@ def test_a_big_file_checked_in_slices_gets_the_verdicts_of_the_whole(sample_land
         assert all(bool(c.rows_file) == (spool is not None) for c in sliced)
         for got, want in zip(sliced, whole, strict=True):
             assert got.rejections == want.rejections
-            pd.testing.assert_frame_equal(intake.spooled_rows(got).rows, want.rows)
+            pd.testing.assert_frame_equal(ahead.spooled_rows(got).rows, want.rows)
             assert not got.rows_file
     assert list(tmp_path.iterdir()) == []  # each spooled file is gone once read
 
 
 LOADER_KILLED = """
 import sys, time
-from risk.ingest import intake
+from risk.contract import BY_NAME
+from risk.ingest.ahead import Intake
 days = sys.argv[2:]
-with intake.Intake(sys.argv[1], days, parallel=True, suite_rows=50) as ahead:
-    ahead.take(days[0], intake.BY_NAME["card_events"])
-    print(*ahead.executor._processes, flush=True)
+with Intake(sys.argv[1], days, parallel=True, suite_rows=50) as checking:
+    checking.take(days[0], BY_NAME["card_events"])
+    print(*checking.executor._processes, flush=True)
     time.sleep(600)
 """
 
@@ -635,12 +636,12 @@ def _dies_in_a_worker(source, batch, *rest):
 
 
 def test_a_checking_worker_that_dies_leaves_its_work_to_the_loading_process(backend, monkeypatch, caplog) -> None:
-    monkeypatch.setattr(intake, "PARALLEL_BYTES", 0)
-    monkeypatch.setattr(intake, "checked_in_worker", _dies_in_a_worker)
+    monkeypatch.setattr(ahead, "PARALLEL_BYTES", 0)
+    monkeypatch.setattr(ahead, "checked_in_worker", _dies_in_a_worker)
     url = backend["fresh"]("worker-dies")
     s = settings(url, backend["folder"])
     pipeline.prepare(s)
-    with caplog.at_level(logging.WARNING, logger="risk.ingest.intake"):
+    with caplog.at_level(logging.WARNING, logger="risk.ingest.ahead"):
         delivery.load_days(s, backend["landing"], ALL_DAYS)
     assert "the checking worker stopped" in caplog.text
     got = snapshot(url)

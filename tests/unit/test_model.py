@@ -1,4 +1,4 @@
-"""The anomaly model: scikit-learn's estimator checks, the paper's score, explanations, safe persistence,
+"""The anomaly model: scikit-learn's estimator checks (the forest and the grouped forest the nights use), the paper's score, explanations, safe persistence,
 and one ODDS data set against Liu, Ting and Zhou (ICDM 2008), Table 2."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from risk.errors import ModelFileError
 from risk.scoring import model as model_module
+from risk.scoring.grouped import GroupedBehaviourForest
 from risk.scoring.model import TRUSTED_TYPES, BehaviourForest, load, save
 
 ODDS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "odds"
@@ -29,7 +30,7 @@ SIGN_CONVENTION = (
 
 
 @parametrize_with_checks(
-    [BehaviourForest()],
+    [BehaviourForest(), GroupedBehaviourForest()],
     expected_failed_checks=lambda _: {"check_outliers_train": SIGN_CONVENTION},
     xfail_strict=True,
 )

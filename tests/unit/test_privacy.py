@@ -183,3 +183,51 @@ def test_the_quality_export_and_report_treat_a_full_width_id_as_a_half_width_one
     for value in (half, full):
         assert value not in by_key[value]["reason"] and privacy.mask_id(value) in by_key[value]["reason"]
         assert value not in report and privacy.mask_id(value) in report
+
+
+def test_bank_card_numbers_are_masked_in_free_text_as_card_slips_print_them() -> None:
+    text = "paid into 6222021234567890 and 6222021234567890123, ref 12345678901234 and 12345678901234567890"
+    out = privacy.redact(text)
+    assert "6222021234567890" not in out and "622202******7890" in out
+    assert "6222021234567890123" not in out and "622202*********0123" in out
+    # 14 and 20 digits are neither an ID nor a card number
+    assert "12345678901234" in out and "12345678901234567890" in out
+
+
+def test_every_personal_column_of_the_contract_declares_how_it_is_masked() -> None:
+    from risk.contract import SOURCES, Personal, Type
+    from risk.identity.numbers import mask
+
+    declared = {(s.name, c.name): c.personal for s in SOURCES for c in s.columns if c.personal}
+    # every resident ID column, every person's name, every account, card and phone number; a place's name is none
+    for s in SOURCES:
+        for c in s.columns:
+            if c.type is Type.PERSON_ID:
+                assert declared[(s.name, c.name)] is Personal.ID
+    assert ("regions", "name") not in declared
+    assert {k for k, v in declared.items() if v is Personal.NAME} == {
+        ("recipients", "name"), ("deaths", "name"), ("incarcerations", "name"), ("supervisors", "name")}
+    assert {k for k, v in declared.items() if v is Personal.NUMBER} == {
+        ("recipients", "bank_account"), ("recipients", "card_no"), ("recipients", "phone"),
+        ("payments", "bank_account"), ("card_events", "card_no")}
+    assert mask(ID, Personal.ID) == "110105********002X"
+    assert mask("欧阳小明", Personal.NAME) == "欧***"
+    assert mask("13800138000", Personal.NUMBER) == "*******8000"
+    assert mask("A12345678", Personal.NUMBER) == "*********"
+
+
+def test_a_rejected_rows_reason_masks_each_value_as_its_column_declares() -> None:
+    import pandas as pd
+
+    from risk.contract import BY_NAME
+    from risk.ingest import checks
+
+    source = BY_NAME["recipients"]
+    frame = pd.DataFrame([{"person_id": ID, "name": "张三丰", "bank_account": "6222021234567890123",
+                           "card_no": "A12345678", "phone": "13800138000"}])
+    failures = [checks.Failure(0, f, f, "bad") for f in ("person_id", "name", "bank_account", "card_no", "phone")]
+    _, reason, _ = checks.reasons_by_row(failures, frame, source.personal)[0]
+    assert ID not in reason and "110105********002X" in reason
+    assert "张三丰" not in reason and "张**" in reason
+    assert "6222021234567890123" not in reason and "***************0123" in reason
+    assert "A12345678" not in reason and "13800138000" not in reason and "*******8000" in reason
