@@ -10,7 +10,7 @@ the base URL, a JWT from the simple auth manager, authenticated REST API v2 call
 (LocalExecutor or Celery workers, task supervisors and their tasks): SIGTERM, then SIGKILL after a
 timeout, also when the body raised.
 
-Configuration (see `services_env`), all through the environment, as Airflow reads it once at import:
+Configuration (risk.orchestration.airflow_env), all through the environment, as Airflow reads it once at import:
 `risk.orchestration.local.child_env` (AIRFLOW_HOME, our dags folder, no examples, LocalExecutor, logs under
 home), the metadata DB at `metadata_url` (for PostgreSQL the async URL uses psycopg 3, which is installed,
 instead of Airflow's default asyncpg, which is not), the api-server on 127.0.0.1 at a free port, the
@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,96 +38,26 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import psutil
 
 from risk.errors import ServiceError
 from risk.orchestration import celery_workers
+from risk.orchestration.airflow_env import (
+    PASSWORDS_FILE,
+    USERNAME,
+    async_metadata_url,
+    command,
+    free_port,
+    services_env,
+)
 from risk.orchestration.celery_workers import CeleryWorkers
-from risk.orchestration.local import child_env
+from risk.orchestration.processes import session_pids, signal_all, tail, task_name
 
 SERVICES: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
 HEALTH_PATH = "/api/v2/monitor/health"
 TOKEN_PATH = "/auth/token"  # the simple auth manager's login (POST {"username", "password"})
-USERNAME = "admin"
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
-SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 FINAL_STATES = frozenset({"success", "failed"})
 # how /api/v2/monitor/health names the services it reports on
 _HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
-
-
-# -- configuration ---------------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def async_metadata_url(url: str) -> str | None:
-    """The async URL Airflow's api-server should use, where its own guess would not work.
-
-    Airflow derives `postgresql+asyncpg://…` from a PostgreSQL URL; asyncpg is not installed here, but
-    psycopg 3 is, and SQLAlchemy's `postgresql+psycopg` dialect is async-capable. None: keep Airflow's.
-    """
-    scheme, _, rest = url.partition(":")
-    if scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
-        return None
-    try:
-        import asyncpg  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return f"postgresql+psycopg:{rest}"
-    return None
-
-
-def services_env(
-    home: Path, metadata_url: str, port: int, extra_env: Mapping[str, str] | None = None,
-    celery: CeleryWorkers | None = None,
-) -> dict[str, str]:
-    """The environment of every Airflow process of one `airflow_services` (extra_env wins)."""
-    base_url = f"http://127.0.0.1:{port}"
-    env = child_env(home)
-    env.update(
-        {
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            # a forking LocalExecutor starts `parallelism` workers at once (default 32)
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API__BASE_URL": f"{base_url}/",
-            # where the LocalExecutor's task supervisors reach the api-server's execution API
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-            # the scheduler signs the tasks' tokens, the api-server checks them: one secret for all
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),  # HS512 wants >= 64 bytes
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            # the scheduler serves task logs on this port (default 8793: two test sessions would clash)
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / PASSWORDS_FILE),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    async_url = async_metadata_url(metadata_url)
-    if async_url:
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = async_url
-    if celery is not None:
-        env.update(celery_workers.celery_env(metadata_url, celery))
-    env.update(extra_env or {})
-    return env
-
-
-def command(service: str, port: int) -> list[str]:
-    cmd = [sys.executable, "-m", "airflow", service]
-    if service == "api-server":
-        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    return cmd
 
 
 # -- the running services --------------------------------------------------------------------------
@@ -151,7 +79,7 @@ class RunResult:
     @property
     def task_states(self) -> dict[str, str]:
         """`task_id` (or `task_id[map_index]` for mapped ones) → state."""
-        return {_ti_name(ti): str(ti.get("state")) for ti in self.task_instances}
+        return {task_name(ti): str(ti.get("state")) for ti in self.task_instances}
 
     def describe(self, log_lines: int = 30) -> str:
         """One paragraph for a failure message: the run, every task's state, the failed tasks' log tails."""
@@ -222,7 +150,7 @@ class AirflowServices:
     def pids(self) -> set[int]:
         """Every live process of the sessions our services lead: the services and all they started."""
         sessions = {proc.pid for proc in self.processes.values()}
-        return _session_pids(sessions)
+        return session_pids(sessions)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM to every process of our sessions (also those started meanwhile); SIGKILL to whatever
@@ -232,13 +160,13 @@ class AirflowServices:
         leaders = {proc.pid for proc in self.processes.values() if proc.returncode is None}
         signalled: set[int] = set()
         deadline = time.monotonic() + timeout
-        while (left := _session_pids(sessions)) and time.monotonic() < deadline:
-            signalled |= _signal(left - signalled, leaders - signalled, signal.SIGTERM)
+        while (left := session_pids(sessions)) and time.monotonic() < deadline:
+            signalled |= signal_all(left - signalled, leaders - signalled, signal.SIGTERM)
             time.sleep(0.2)
             self._reap()
         kill_deadline = time.monotonic() + 10
-        while (left := _session_pids(sessions)) and time.monotonic() < kill_deadline:
-            _signal(left, set(), signal.SIGKILL)
+        while (left := session_pids(sessions)) and time.monotonic() < kill_deadline:
+            signal_all(left, set(), signal.SIGKILL)
             time.sleep(0.1)
             self._reap()
         for proc in self.processes.values():
@@ -448,49 +376,6 @@ def migrate(env: Mapping[str, str], home: Path) -> None:
         )
     if proc.returncode != 0:
         raise ServiceError(f"`airflow db migrate` failed (exit code {proc.returncode}); {log_path}:\n{tail(log_path)}")
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except OSError as error:
-        return f"(no log: {error})"
-
-
-def _ti_name(ti: Mapping[str, Any]) -> str:
-    index = ti.get("map_index")
-    return f"{ti.get('task_id')}[{index}]" if index is not None and index >= 0 else str(ti.get("task_id"))
-
-
-def _session_pids(sessions: set[int]) -> set[int]:
-    """Live (not zombie) processes whose session is one of `sessions`."""
-    found: set[int] = set()
-    if not sessions:
-        return found
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if os.getsid(proc.pid) in sessions:
-                found.add(proc.pid)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return found
-
-
-def _signal(pids: set[int], groups: set[int], sig: signal.Signals) -> set[int]:
-    """`sig` to the process groups `groups` (of live leaders we started) and to each of `pids`: the task
-    supervisors put their tasks in process groups of their own, so the groups alone do not reach them."""
-    for leader in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(leader, sig)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-    return pids | groups
 
 
 __all__ = [
