@@ -33,6 +33,7 @@ from sqlalchemy import inspect as inspect_db
 
 from risk import pipeline
 from risk.db import gateway
+from risk.db.dialect import Dialect
 from risk.db.tables import delivery
 from risk.ingest import delivery as deliveries
 from risk.settings import Settings
@@ -55,8 +56,9 @@ def timed(step, conn: Connection | None = None) -> tuple[float, float, object]:
     """Wall and CPU seconds of `step()`, and its result. On PostgreSQL (given the connection, on this
     machine) the server process serving it is watched too: its peak resident set goes to SERVER_PEAK."""
     stop, watcher = threading.Event(), None
-    if conn is not None and conn.dialect.name == "postgresql":
-        backend = psutil.Process(int(conn.execute(text("SELECT pg_backend_pid()")).scalar() or 0))
+    server = None if conn is None else Dialect.of(conn).server_pid(conn)
+    if server is not None:
+        backend = psutil.Process(server)
 
         def watch() -> None:
             while not stop.is_set():

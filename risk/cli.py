@@ -379,13 +379,9 @@ def cmd_sql_install(args) -> int:
     from risk.db import sql_access
 
     with _warehouse(args) as conn:
-        sql_access.install_views(conn)
-        if conn.dialect.name == "postgresql":
-            sql_access.grant_auditor(conn)
-            sql_access.grant_supervisor(conn)
+        roles = sql_access.install(conn)
     _say(f"视图已建立 / views installed: {', '.join(sql_access.VIEWS)}"
-         + ("" if _settings(args).database_url.startswith("sqlite") else
-            f"; 角色 roles {sql_access.AUDITOR_ROLE}, {sql_access.SUPERVISOR_ROLE}"))
+         + (f"; 角色 roles {sql_access.AUDITOR_ROLE}, {sql_access.SUPERVISOR_ROLE}" if roles else ""))
     return 0
 
 

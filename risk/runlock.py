@@ -7,31 +7,24 @@ shared while each runs (its parts run side by side; two DAG runs never overlap: 
 `risk run` never starts in the middle of a task, nor a task in the middle of a `risk run`.
 
 The locks belong to the operating system and the database, not to a row: a run that is killed releases
-its lock with its process (SQLite: `flock` on a file beside the warehouse; PostgreSQL: a session advisory
-lock on a connection of its own).
+its lock with its process (the warehouse's dialect holds it: risk.db.locks).
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
-
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from risk.db import gateway
+from risk.db.dialect import Dialect
 from risk.errors import WarehouseBusy
 
 log = logging.getLogger(__name__)
 
-PG_KEY = 0x7269736B  # "risk": the advisory lock key of a warehouse's run lock (one database, one warehouse)
 POLL_SECONDS = 2.0
 
 
@@ -56,16 +49,11 @@ def held(url: str, what: str, shared: bool = False, wait: float = 0,
     """Hold the run lock of the warehouse at `url` for the block: exclusive (a whole run) or `shared` (a
     task of the nightly DAG). Waits up to `wait` seconds for a run that holds it (telling `say` once), then
     raises WarehouseBusy. An in-memory SQLite database has no one to share it with: nothing is locked."""
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite":
-        if not u.database or u.database == ":memory:":
-            yield
-            return
-        with _file_lock(Path(u.database), url, what, shared, wait, say):
-            yield
-    else:
-        with _advisory_lock(url, what, shared, wait, say):
-            yield
+    engine = gateway.engine_for(url)
+    started, said = time.monotonic(), []  # type: ignore[var-annotated]
+    with Dialect.of(engine).run_lock(engine, shared, _holder(what),
+                                     lambda other: _waited(started, wait, other, url, said, say)):
+        yield
 
 
 def _waited(started: float, wait: float, holder: dict | None, url: str, said: list[bool], say) -> None:
@@ -78,67 +66,3 @@ def _waited(started: float, wait: float, holder: dict | None, url: str, said: li
         log.warning("waiting for the warehouse: %s", message)
         said.append(True)
     time.sleep(min(POLL_SECONDS, max(wait - (time.monotonic() - started), 0.05)))
-
-
-@contextlib.contextmanager
-def _file_lock(database: Path, url: str, what: str, shared: bool, wait: float, say) -> Iterator[None]:
-    path = database.with_name(database.name + ".run-lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    started, said = time.monotonic(), []  # type: ignore[var-annotated]
-    with open(path, "a+", encoding="utf-8") as f:
-        while True:
-            try:
-                fcntl.flock(f, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                f.seek(0)
-                try:
-                    holder = json.loads(f.read() or "null")
-                except ValueError:
-                    holder = None
-                _waited(started, wait, holder, url, said, say)
-        try:
-            # who holds it, for the message a run that waits shows (shared: one of the holders)
-            f.seek(0)
-            f.truncate()
-            f.write(json.dumps(_holder(what)))
-            f.flush()
-            yield
-        finally:
-            if not shared:
-                f.seek(0)
-                f.truncate()
-                f.flush()
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _advisory_lock(url: str, what: str, shared: bool, wait: float, say) -> Iterator[None]:
-    h = _holder(what)
-    name = f"{h['what']}|{h['since']}|{h['pid']}|{h['host']}"[:63]  # application_name (63 bytes at most)
-    started, said = time.monotonic(), []  # type: ignore[var-annotated]
-    with gateway.engine_for(url).connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": name})
-        take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
-        while not conn.execute(text(f"SELECT {take}(:k)"), {"k": PG_KEY}).scalar():
-            _waited(started, wait, _pg_holder(conn), url, said, say)
-        try:
-            yield
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock_shared(:k)" if shared else "SELECT pg_advisory_unlock(:k)"),
-                         {"k": PG_KEY})
-            conn.execute(text("SELECT set_config('application_name', '', false)"))
-
-
-def _pg_holder(conn) -> dict | None:
-    """Who holds the lock exclusively (or else shared), from the name its session gave itself."""
-    found = conn.execute(text(
-        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-        "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
-        "(SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND (l.classid::bigint << 32 | l.objid::bigint) = :k ORDER BY l.mode LIMIT 1"), {"k": PG_KEY}).scalar()
-    if not found:
-        return None
-    parts = str(found).split("|")
-    return dict(zip(("what", "since", "pid", "host"), parts, strict=False))

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from risk.alerts.lifecycle import SCOPE_DIGITS
+from risk.db.dialect import Dialect
 from risk.errors import ConfigError, InputError
 from risk.settings import ROOT
 
@@ -58,24 +59,29 @@ SUPERVISOR_ROWS = {
     "recovery": _VIA_ALERT.format(table="recovery"),
 }
 
-# SQLite has json_extract built in; this gives PostgreSQL the same for simple paths ('$.a.b').
-_PG_JSON_EXTRACT = """CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-AS $$ SELECT CAST(doc AS jsonb) #>> string_to_array(substr(path, 3), '.') $$"""
 _CREATE_VIEW = re.compile(r"\bCREATE\s+VIEW\s+(\w+)\s+AS\b", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- views and saved queries
 
-def view_sql(name: str, dialect: str) -> str:
-    """The view's CREATE statement for `dialect` ("sqlite" or "postgresql")."""
+def view_sql(name: str, dialect: Dialect) -> str:
+    """The view's CREATE statement for `dialect`."""
     sql = (VIEWS_DIR / f"{name}.sql").read_text(encoding="utf-8")
     found = _CREATE_VIEW.search(sql)
     if found is None or found.group(1) != name:
         raise ConfigError(f"{name}.sql: 须为 CREATE VIEW {name} AS SELECT … / must be CREATE VIEW {name} AS SELECT …")
-    if dialect == "postgresql":
-        sql = sql[:found.start()] + f"CREATE VIEW {name} WITH (security_invoker = true) AS" + sql[found.end():]
-    return sql
+    return dialect.view_sql(name, sql, found.start(), found.end())
+
+
+def install(conn: Connection) -> bool:
+    """The views, and where the database has SQL roles, the auditors' and supervisors' groups; whether it
+    has them."""
+    install_views(conn)
+    if not Dialect.of(conn).has_roles:
+        return False
+    grant_auditor(conn)
+    grant_supervisor(conn)
+    return True
 
 
 def install_views(conn: Connection) -> None:
@@ -84,13 +90,13 @@ def install_views(conn: Connection) -> None:
     files = {p.stem for p in VIEWS_DIR.glob("*.sql")}
     if files != set(VIEWS):
         raise ConfigError(f"sql/views 与 VIEWS 不一致 / sql/views and VIEWS differ: {sorted(files ^ set(VIEWS))}")
-    pg = conn.dialect.name == "postgresql"
-    grantees = {name: _select_grantees(conn, name) for name in VIEWS} if pg else {}
-    if pg:
-        conn.exec_driver_sql(_PG_JSON_EXTRACT)
+    dialect = Dialect.of(conn)
+    grantees = {name: _select_grantees(conn, name) for name in VIEWS} if dialect.has_roles else {}
+    for statement in dialect.view_functions():
+        conn.exec_driver_sql(statement)
     drop_views(conn)
     for name in VIEWS:
-        conn.exec_driver_sql(view_sql(name, conn.dialect.name))
+        conn.exec_driver_sql(view_sql(name, dialect))
         for role in grantees.get(name, []):  # names from the catalog, quoted as they are
             quoted = '"' + role.replace('"', '""') + '"'
             conn.exec_driver_sql(f"GRANT SELECT ON {name} TO {quoted}")
@@ -160,7 +166,7 @@ def add_sql_user(conn: Connection, login: str, role: str, region_code: str, pass
     """A LOGIN role for one person: `role` as in supervisors.csv (village, township, county, city or
     auditor; auditors join `auditor_group`, the others `supervisor_group`), `region_code` their 12-digit
     region. Without a password it can only log in where the server trusts it."""
-    _require_postgres(conn)
+    _require_roles(conn)
     name = _ident(login)
     if role not in PREFIX_LENGTH:
         raise InputError(f"角色须为 / role must be one of {', '.join(PREFIX_LENGTH)}: {role!r}")
@@ -194,7 +200,7 @@ def add_sql_user(conn: Connection, login: str, role: str, region_code: str, pass
 
 def drop_sql_user(conn: Connection, login: str) -> None:
     """Remove a login made by add_sql_user (and nothing else)."""
-    _require_postgres(conn)
+    _require_roles(conn)
     name = _ident(login)
     if conn.execute(text(f"DELETE FROM {REGION_TABLE} WHERE login = :l"), {"l": login}).rowcount:
         conn.exec_driver_sql(f"DROP ROLE IF EXISTS {name}")
@@ -206,14 +212,14 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
-def _require_postgres(conn: Connection) -> None:
-    if conn.dialect.name != "postgresql":
+def _require_roles(conn: Connection) -> None:
+    if not Dialect.of(conn).has_roles:
         raise ConfigError("SQL 用户和权限只用于 PostgreSQL / SQL users and grants need PostgreSQL")
 
 
 def _group(conn: Connection, role: str) -> None:
     """A NOLOGIN group role (made if missing; refused if it could log in or bypass security)."""
-    _require_postgres(conn)
+    _require_roles(conn)
     name = _ident(role)
     row = conn.execute(text("SELECT rolcanlogin OR rolsuper OR rolbypassrls OR rolcreaterole OR rolcreatedb "
                             "FROM pg_roles WHERE rolname = :r"), {"r": role}).first()

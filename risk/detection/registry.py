@@ -3,7 +3,8 @@
 A rule's SQL returns one row per fact behind an alert: person_id, fact (table), fact_id, flagged (1 for a
 fact the rule flags, 0 for context such as the death record), at_risk_cents, delivery_day, source_file,
 source_line, detail. The SQL is the same for SQLite and PostgreSQL; the few date expressions that differ
-are macros rendered here from a fixed list (values are never pasted into SQL).
+are macros from a fixed list (the dialect's `rule_macros`, risk.db.dialect), rendered here (values are never
+pasted into SQL).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from jinja2 import Environment, StrictUndefined
 
 from risk.contract import RECURRING
+from risk.db.dialect import Dialect
 from risk.settings import ROOT
 
 RULES_DIR = ROOT / "sql" / "rules"
@@ -40,10 +42,10 @@ class Rule:
     def path(self):
         return RULES_DIR / f"{self.code}.sql"
 
-    def sql(self, dialect: str) -> str:
+    def sql(self, dialect: Dialect) -> str:
         return _render(RULES_DIR, self.code, dialect)
 
-    def touched_sql(self, dialect: str) -> str:
+    def touched_sql(self, dialect: Dialect) -> str:
         """The people whose alert of this rule the night's new and removed facts can change (a superset):
         sql/touched/<code>.sql, reading the night's facts from new_payment, new_card_event, new_death,
         new_incarceration, new_certification and removed (see risk.detection.scope)."""
@@ -88,31 +90,7 @@ RULES: tuple[Rule, ...] = (
 BY_CODE = {r.code: r for r in RULES}
 
 
-# ---------------------------------------------------------------- dialect macros
-
-MACROS = {
-    "sqlite": {
-        "month_start": lambda x: f"date({x}, 'start of month')",
-        "next_month": lambda x: f"date({x}, 'start of month', '+1 month')",
-        "month_end": lambda x: f"date({x}, 'start of month', '+1 month', '-1 day')",
-        "date_text": lambda x: f"{x}",
-        "month_text": lambda x: f"substr({x}, 1, 7)",
-        # dates are YYYY-MM-DD text: 29 February 2024 + 12 months is the text 2025-02-29, which sorts
-        # after the 28th and before 1 March, as PostgreSQL's 2025-02-28 does for ">"
-        "over_a_year_after": lambda later, earlier: (
-            f"({later} > (CAST(CAST(substr({earlier}, 1, 4) AS INTEGER) + 1 AS TEXT) || substr({earlier}, 5)))"),
-    },
-    "postgresql": {  # dates are cast to timestamps without time zone: no session time zone in the arithmetic
-        "month_start": lambda x: f"CAST(date_trunc('month', CAST({x} AS TIMESTAMP)) AS DATE)",
-        "next_month": lambda x: f"CAST(date_trunc('month', CAST({x} AS TIMESTAMP)) + INTERVAL '1 month' AS DATE)",
-        "month_end": lambda x: f"CAST(date_trunc('month', CAST({x} AS TIMESTAMP)) + INTERVAL '1 month' "
-                               f"- INTERVAL '1 day' AS DATE)",
-        "date_text": lambda x: f"to_char(CAST({x} AS TIMESTAMP), 'YYYY-MM-DD')",
-        "month_text": lambda x: f"to_char(CAST({x} AS TIMESTAMP), 'YYYY-MM')",
-        "over_a_year_after": lambda later, earlier: f"({later} > CAST({earlier} + INTERVAL '1 year' AS DATE))",
-    },
-}
-
+# ---------------------------------------------------------------- rendering
 
 def _id_birthday_text(pid: str, years: str | int) -> str:
     """The birthday at `years` of age of the person with ID `pid`, as YYYY-MM-DD text (same on both)."""
@@ -122,10 +100,8 @@ def _id_birthday_text(pid: str, years: str | int) -> str:
 
 
 @cache
-def _render(folder: Path, code: str, dialect: str) -> str:
-    if dialect not in MACROS:
-        raise ValueError(f"no SQL dialect {dialect!r} for the rules")
+def _render(folder: Path, code: str, dialect: Dialect) -> str:
     env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
     template = env.from_string((folder / f"{code}.sql").read_text(encoding="utf-8"))
     recurring = "(" + ", ".join(f"'{b}'" for b in RECURRING) + ")"
-    return template.render(**MACROS[dialect], id_birthday_text=_id_birthday_text, recurring=recurring)
+    return template.render(**dialect.rule_macros, id_birthday_text=_id_birthday_text, recurring=recurring)

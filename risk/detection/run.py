@@ -28,7 +28,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from risk.alerts.lifecycle import log_event
-from risk.db import gateway
+from risk.db.dialect import Dialect
 from risk.db.tables import alert
 from risk.detection import scope as scoping
 from risk.detection import touched
@@ -74,7 +74,7 @@ class Evidence:
 
 def _evidence(conn: Connection, rule: Rule, scope: Scope) -> dict[str, Evidence]:
     """The rule's facts per person it flags (people with context facts only are left out)."""
-    sql = (f"SELECT e.*, r.village_code FROM ({rule.sql(conn.dialect.name).strip().rstrip(';')}\n) e "
+    sql = (f"SELECT e.*, r.village_code FROM ({rule.sql(Dialect.of(conn)).strip().rstrip(';')}\n) e "
            f"LEFT JOIN recipient r ON r.person_id = e.person_id")
     rows = conn.execute(scoping.bind(scope, sql)).all()
     by_person: dict[str, list] = defaultdict(list)
@@ -190,7 +190,7 @@ def prepare(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES) -> li
     turns here; once it is done they find nothing to do and go on side by side."""
     if not scoping.untranslated(conn) and not scoping.Marks.read(conn).never_detected(rules):
         return []
-    gateway.one_at_a_time(conn, "detection")
+    Dialect.of(conn).one_at_a_time(conn, "detection")
     scoping.translate(conn, rules)
     current = parts(conn)
     marks = scoping.Marks.read(conn)
@@ -205,7 +205,7 @@ def detect(conn: Connection, as_of: str, rules: tuple[Rule, ...] = RULES,
     """Run the rules over the whole city, or over one part (a list of counties from `parts`, see `groups`):
     each on the people the facts loaded since its last detection can concern, or whole when it never ran
     (in one of the part's counties, in this version)."""
-    gateway.prefer_index_reads(conn)
+    Dialect.of(conn).prefer_index_reads(conn)
     city_wide = {o.rule: o for o in prepare(conn, as_of, rules)}
     night = scoping.Night.plan(conn, rules, part)
     night.begin(conn)

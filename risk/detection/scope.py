@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, delete, func, insert, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from risk.db import gateway
+from risk.db.dialect import Dialect
 from risk.db.tables import alert, detection_mark, recipient
 from risk.detection import touched
 from risk.detection.registry import Rule
@@ -207,7 +207,8 @@ def translate(conn: Connection, rules: tuple[Rule, ...]) -> int:
     rules that some part has already run (the others will run whole); returns how many rows."""
     if not untranslated(conn):
         return 0
-    gateway.one_at_a_time(conn, "detection")  # parts of a night may run at once
+    dialect = Dialect.of(conn)
+    dialect.one_at_a_time(conn, "detection")  # parts of a night may run at once
     marks, latest = Marks.read(conn), touched.latest(conn)
     if latest <= marks.translated:
         return 0
@@ -232,8 +233,7 @@ def translate(conn: Connection, rules: tuple[Rule, ...]) -> int:
             "SELECT DISTINCT source, person_id, bank_account, period FROM touch "
             "WHERE person_id IS NOT NULL AND seq > :since AND seq <= :upto"), window)
         for table in NIGHT_TABLES:
-            gateway.count_rows(conn, table)
-        dialect = conn.dialect.name
+            dialect.count_rows(conn, table)
         for rule in running:
             added += conn.execute(text(
                 f"INSERT INTO touched_person (touch_seq, rule, person_id) SELECT DISTINCT :upto, :rule, person_id "
@@ -311,19 +311,15 @@ class Night:
 
 
 def _create(conn: Connection, tables: dict[str, str]) -> None:
-    clustered = " WITHOUT ROWID" if conn.dialect.name == "sqlite" else ""  # scope tables scanned in key order
+    dialect = Dialect.of(conn)
     for name, columns in tables.items():
-        keyed = clustered if "PRIMARY KEY" in columns else ""
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} ({columns}){keyed}")
+        conn.exec_driver_sql(dialect.create_temp_table(name, columns))
 
 
 def _drop(conn: Connection, tables: dict[str, str]) -> None:
+    dialect = Dialect.of(conn)
     for name in tables:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_temp_schema(conn)}.{name}")
-
-
-def _temp_schema(conn: Connection) -> str:
-    return "pg_temp" if conn.dialect.name == "postgresql" else "temp"
+        conn.exec_driver_sql(dialect.drop_temp_table(name))
 
 
 def _fill(conn: Connection, scope: Scope) -> int:
@@ -335,7 +331,7 @@ def _fill(conn: Connection, scope: Scope) -> int:
     conn.execute(text(f"INSERT INTO scope_person (person_id) SELECT DISTINCT person_id FROM ({scope.people}) s"),
                  dict(scope.params))
     people = int(conn.execute(text("SELECT COUNT(*) FROM scope_person")).scalar() or 0)
-    gateway.count_rows(conn, "scope_person")
+    Dialect.of(conn).count_rows(conn, "scope_person")
     conn.info["scope_person"] = (scope, people)
     return people
 
@@ -351,23 +347,24 @@ def shadowed(conn: Connection, rule: Rule, scope: Scope) -> Iterator[int]:
     if people == 0:
         yield 0
         return
+    dialect = Dialect.of(conn)
     views: list[str] = []
     if rule.per_person:
         for table in PERSON_FACTS:
             conn.exec_driver_sql(f"CREATE TEMP VIEW {table} AS "
-                                 f"{gateway.rows_with_keys(conn, table, 'person_id', 'scope_person')}")
+                                 f"{dialect.rows_with_keys(conn, table, 'person_id', 'scope_person')}")
             views.append(table)
     else:
         conn.execute(text("DELETE FROM scope_account"))
-        paid = gateway.rows_with_keys(conn, "payment", "person_id", "scope_person")
+        paid = dialect.rows_with_keys(conn, "payment", "person_id", "scope_person")
         conn.exec_driver_sql(f"INSERT INTO scope_account (bank_account) SELECT DISTINCT bank_account FROM ({paid}) p")
-        gateway.count_rows(conn, "scope_account")
+        dialect.count_rows(conn, "scope_account")
         conn.exec_driver_sql(f"CREATE TEMP VIEW payment AS "
-                             f"{gateway.rows_with_keys(conn, 'payment', 'bank_account', 'scope_account')}")
+                             f"{dialect.rows_with_keys(conn, 'payment', 'bank_account', 'scope_account')}")
         views.append("payment")
     yield people
     for view in views:
-        conn.exec_driver_sql(f"DROP VIEW {_temp_schema(conn)}.{view}")
+        conn.exec_driver_sql(dialect.drop_temp_view(view))
 
 
 def in_scope(scope: Scope) -> ColumnElement[bool] | None:

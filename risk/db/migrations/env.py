@@ -4,6 +4,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from risk.db.dialect import Dialect
 from risk.db.tables import metadata
 
 config = context.config
@@ -21,7 +22,7 @@ def run_migrations() -> None:
 
 def _run(connection) -> None:
     context.configure(connection=connection, target_metadata=metadata,
-                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
+                      render_as_batch=Dialect.of(connection).alters_in_batches, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
 
