@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMES = {"sqlite", "postgresql", "postgres"}
 # (file, why) where a database's name may appear outside risk/db/: none of them branches on the warehouse
 ALLOWED = {
-    "risk/orchestration/services.py": "the scheme of Airflow's own metadata URL, to pick its async driver",
+    "risk/orchestration/airflow_env.py": "the scheme of Airflow's own metadata URL, to pick its async driver",
 }
 
 
