@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -88,7 +88,7 @@ def resolve_run(
     )
     if params.get("parts") is not None:
         try:
-            settings = replace(settings, parts=parse_parts(str(params["parts"])))
+            settings = settings.model_copy(update={"parts": parse_parts(str(params["parts"]))})
         except ConfigError as error:
             raise RunConfigError(str(error)) from error
     return RunConfig(settings=settings, landing=Path(landing).expanduser(), until=until)
