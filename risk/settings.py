@@ -3,9 +3,10 @@
 `Settings` has one field per variable (RISK_ and the field's name in capitals), typed, with its default and
 its meaning in Chinese and English. Three ways to get values:
 
-- `Settings.load(db=…, var_dir=…, outbox=…)`: what the `risk` command and the three DAGs use: an argument,
-  else the environment, else the default. A value that cannot work stops it with a ConfigError naming the
-  variable, the value and what is expected (the command exits 2), never a traceback.
+- `Settings.load(db=…, var_dir=…, outbox=…)`: what the `risk` command and the three DAGs use (the DAGs
+  through risk.orchestration.local.run_settings): an argument, else the environment, else the default. A
+  value that cannot work stops it with a ConfigError naming the variable, the value and what is expected
+  (the command exits 2), never a traceback.
 - `Settings(database_url, var_dir, …)`: made in code (the demo, tests): the arguments, else the defaults,
   never the environment.
 - `Settings.read(name)`: one variable from the environment, checked alone, for code that reads it when it

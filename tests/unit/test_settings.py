@@ -1,4 +1,5 @@
-"""Settings from the environment: every RISK_* variable read and checked, with a plain message."""
+"""Settings from the environment: every RISK_* variable read and checked, with a plain message, the same
+way for the three DAGs."""
 from __future__ import annotations
 
 import os
@@ -71,6 +72,7 @@ def test_risk_home_points_an_installed_package_at_its_rules_and_suites(tmp_path)
 
 # -- every RISK_* variable is a field of Settings, read and checked -----------------------------------------
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 # every setting: a value for its variable, and what Settings.load makes of it
 FROM_ENVIRONMENT = {
@@ -204,3 +206,21 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         Settings.check("smtp_url", 42)
     assert "RISK_SMTP_URL=***" in str(error.value) and "42" not in str(error.value)
+
+
+def test_the_three_dags_resolve_their_settings_in_one_function(tmp_path: Path) -> None:
+    from risk.errors import RunConfigError
+    from risk.orchestration.local import resolve_run, run_settings
+
+    env = {"RISK_DATABASE_URL": "sqlite:////env/risk.db", "RISK_LANDING": str(tmp_path), "RISK_SLA_DAYS": "low=20"}
+    conf = {"db": "sqlite:////conf/risk.db", "var_dir": str(tmp_path / "var"), "parts": 4}
+    settings = run_settings(conf, env)
+    assert (settings.database_url, settings.var_dir, settings.parts, settings.sla_days["low"]) == (
+        "sqlite:////conf/risk.db", tmp_path / "var", 4, 20)
+    assert resolve_run(conf, None, env).settings == settings
+    assert run_settings({"db": None, "outbox": None}, env).database_url == "sqlite:////env/risk.db"
+    with pytest.raises(RunConfigError, match="RISK_PARTS"):
+        run_settings({"parts": 0}, env)
+    for dag in ("fund_risk_nightly", "fund_risk_model", "fund_risk_escalation"):
+        source = (ROOT_DIR / "dags" / f"{dag}.py").read_text(encoding="utf-8")
+        assert "Settings" not in source and re.search(r"\b(run_settings|resolve_run)\(", source), dag
