@@ -350,9 +350,7 @@ DISMISS_NEEDS_A_REASON = "请选择排除原因 / choose the reason for dismissi
 
 
 def _https_only() -> bool:
-    import os
-
-    return os.environ.get("RISK_HTTPS_ONLY", "").lower() in ("1", "true", "yes")
+    return Settings.read("https_only")
 
 
 def _safe_next(target: str | None) -> str:

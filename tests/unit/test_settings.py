@@ -1,7 +1,8 @@
 """Settings from the environment: every RISK_* variable read and checked, with a plain message, the same
-way for the three DAGs."""
+way for the three DAGs, and read nowhere else."""
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -208,6 +209,15 @@ def test_secrets_never_show(tmp_path: Path) -> None:
     assert "RISK_SMTP_URL=***" in str(error.value) and "42" not in str(error.value)
 
 
+def test_one_variable_is_read_alone_when_another_is_wrong() -> None:
+    """The operators still hear of a failed task when the failure is a wrong setting."""
+    from risk.orchestration.ops_notify import apprise_urls
+
+    env = {"RISK_PARTS": "0", "RISK_OPERATOR_NOTIFY": "json://ops:8080/, mailto://a@b"}
+    assert apprise_urls(env) == ["json://ops:8080/", "mailto://a@b"]
+    assert Settings.read("parts", {}) == 2
+
+
 def test_the_three_dags_resolve_their_settings_in_one_function(tmp_path: Path) -> None:
     from risk.errors import RunConfigError
     from risk.orchestration.local import resolve_run, run_settings
@@ -224,3 +234,49 @@ def test_the_three_dags_resolve_their_settings_in_one_function(tmp_path: Path) -
     for dag in ("fund_risk_nightly", "fund_risk_model", "fund_risk_escalation"):
         source = (ROOT_DIR / "dags" / f"{dag}.py").read_text(encoding="utf-8")
         assert "Settings" not in source and re.search(r"\b(run_settings|resolve_run)\(", source), dag
+
+
+# -- no module but risk/settings.py reads a RISK_* variable -------------------------------------------------
+
+# (file, variable) read outside risk.settings, and why
+READ_ELSEWHERE = {
+    # the Redis of the test suite's Celery workers; the system's broker is Airflow's own setting
+    ("risk/orchestration/celery_workers.py", "RISK_TEST_REDIS_URL"),
+}
+
+
+def _risk_reads(path: Path) -> set[str]:
+    """RISK_* names a module looks up: `x.get("RISK_…")`, `getenv("RISK_…")`, `x["RISK_…"]`, also through a
+    module constant that holds the name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    constants = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                 for target in node.targets if isinstance(target, ast.Name)
+                 and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+
+    def name(node: ast.AST) -> str | None:
+        value = node.value if isinstance(node, ast.Constant) else constants.get(getattr(node, "id", ""))
+        return value if isinstance(value, str) and value.startswith("RISK_") else None
+
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and (
+                isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "getenv", "pop", "setdefault")
+                or isinstance(node.func, ast.Name) and node.func.id == "getenv"):
+            found.add(name(node.args[0]))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+            found.add(name(node.slice))
+    return found - {None}  # type: ignore[arg-type]
+
+
+def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text('import os\nNAME = "RISK_B"\nos.environ.get("RISK_A")\nos.environ.get(NAME, "")\n'
+                      'os.getenv("RISK_C")\nos.environ["RISK_D"]\nenv = {"RISK_E": "1"}\n')
+    assert _risk_reads(module) == {"RISK_A", "RISK_B", "RISK_C", "RISK_D"}
+
+
+def test_no_module_but_settings_reads_a_risk_variable() -> None:
+    reads = {(str(path.relative_to(ROOT_DIR)), variable)
+             for folder in ("risk", "dags") for path in sorted((ROOT_DIR / folder).rglob("*.py"))
+             if path != ROOT_DIR / "risk" / "settings.py" for variable in _risk_reads(path)}
+    assert reads == READ_ELSEWHERE, "read it through risk.settings.Settings (load, or read for one variable)"
