@@ -1,7 +1,9 @@
 """Where things are and how the bureau wants them: every RISK_* variable, in one place.
 
 `Settings` has one field per variable (RISK_ and the field's name in capitals), typed, with its default and
-its meaning in Chinese and English. Three ways to get values:
+its meaning in Chinese and English; the table of variables in docs/operations.md is checked against these
+fields (tests/unit/test_settings.py), and .env.example and docker-compose.yaml against them as well
+(tests/integration/test_compose.py). Three ways to get values:
 
 - `Settings.load(db=…, var_dir=…, outbox=…)`: what the `risk` command and the three DAGs use (the DAGs
   through risk.orchestration.local.run_settings): an argument, else the environment, else the default. A
@@ -242,6 +244,19 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, (_without_password(value) if name == "database_url" else value)
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(variable, default as the docs show it, meaning) of every setting, in the fields' order."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        extra = _extra(name)
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        shown = extra["shown"] or ("" if default is None else str(default))
+        rows.append((Settings.variable(name), shown, str(field.description)))
+    return rows
 
 
 class _Environment(EnvSettingsSource):

@@ -1,5 +1,5 @@
 """Settings from the environment: every RISK_* variable read and checked, with a plain message, the same
-way for the three DAGs, and read nowhere else."""
+way for the three DAGs, read nowhere else, and documented as the code has it."""
 from __future__ import annotations
 
 import ast
@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from risk.errors import ConfigError
-from risk.settings import DEFAULT_SLA_DAYS, Settings, parse_parts, parse_sla_days
+from risk.settings import DEFAULT_SLA_DAYS, Settings, parse_parts, parse_sla_days, variables
 
 
 def test_sla_days_default_to_the_issue_s_three_seven_fourteen() -> None:
@@ -280,3 +280,18 @@ def test_no_module_but_settings_reads_a_risk_variable() -> None:
              for folder in ("risk", "dags") for path in sorted((ROOT_DIR / folder).rglob("*.py"))
              if path != ROOT_DIR / "risk" / "settings.py" for variable in _risk_reads(path)}
     assert reads == READ_ELSEWHERE, "read it through risk.settings.Settings (load, or read for one variable)"
+
+
+# -- the operations guide's table of variables is the fields' ---------------------------------------------
+
+
+def settings_table() -> str:
+    rows = [f"| `{name}` | {f'`{default}`' if default else '空 / empty'} | {meaning} |"
+            for name, default, meaning in variables()]
+    return "\n".join(["| 变量 / variable | 默认 / default | 含义 / meaning |", "|---|---|---|", *rows])
+
+
+def test_the_operations_guide_lists_every_setting_as_the_code_has_it() -> None:
+    guide = (ROOT_DIR / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert settings_table() in guide, "docs/operations.md §9 should have this table:\n" + settings_table()
+    assert len(set(re.findall(r"`(RISK_[A-Z_]+)`", settings_table()))) == len(Settings.model_fields)
