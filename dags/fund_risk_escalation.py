@@ -1,8 +1,9 @@
 """fund_risk_escalation: every day, alerts nobody acknowledged within their SLA move up one level.
 
 Declarations only: the tasks call `risk.pipeline.escalate`, as `risk alerts escalate` does, then
-`risk.pipeline.notify`, which tells the level each alert moved up to. The warehouse comes from the run's conf
-(`{"db": URL, "outbox": DIR}`), else RISK_DATABASE_URL (and RISK_OUTBOX); the deadlines from RISK_SLA_DAYS.
+`risk.pipeline.notify`, which tells the level each alert moved up to. The settings come from the run's conf
+(`{"db": URL, "outbox": DIR}`), else RISK_DATABASE_URL (and RISK_OUTBOX); the deadlines from RISK_SLA_DAYS
+(risk.orchestration.local.run_settings, as for the other two DAGs).
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ from risk.orchestration.ops_notify import notify_operators
 )
 def fund_risk_escalation():
     def settings():
-        from risk.settings import Settings
+        from risk.orchestration.local import run_settings
 
-        params = get_current_context()["params"]
-        return Settings.load(db=params.get("db") or None, outbox=params.get("outbox") or None)
+        return run_settings(get_current_context()["params"])
 
     @task
     def escalate() -> dict:

@@ -2,7 +2,8 @@
 
 Declarations only: the tasks call `risk.pipeline`, the same functions `risk model train` and
 `risk model report` call. The warehouse comes from the run's conf (`{"db": URL, "var_dir": DIR,
-"as_of": "YYYY-MM-DD"}`), else RISK_DATABASE_URL / RISK_VAR_DIR; `as_of` else the newest loaded day.
+"as_of": "YYYY-MM-DD"}`), else RISK_DATABASE_URL / RISK_VAR_DIR (risk.orchestration.local.run_settings, as
+for the other two DAGs); `as_of` else the newest loaded day.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ _OPTIONAL_TEXT = ["null", "string"]
 
 
 def _settings():
-    from risk.settings import Settings
+    from risk.orchestration.local import run_settings
 
     params = get_current_context()["params"]
-    return Settings.load(db=params.get("db") or None, var_dir=params.get("var_dir") or None), params.get("as_of")
+    return run_settings(params), params.get("as_of")
 
 
 @dag(

@@ -4,8 +4,9 @@ and send each supervisor the digest of what is new in their area.
 Declarations only: each task calls one `risk.pipeline` function, the same ones `risk run` calls.
 Tasks hand each other keys (delivery days); the landing folder, warehouse and `until` day come from
 the run's conf (`{"landing": DIR, "db": URL, "until": "YYYY-MM-DD", "var_dir": DIR, "outbox": DIR, "parts": N}`),
-else from RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR / RISK_OUTBOX / RISK_PARTS, and `until` else from the logical
-date's day in Asia/Shanghai (a run triggered without a logical date and without `until` loads every day).
+else from RISK_LANDING / RISK_DATABASE_URL / RISK_VAR_DIR / RISK_OUTBOX / RISK_PARTS (risk.orchestration.local:
+resolve_run, through run_settings as for the other two DAGs), and `until` else from the logical date's day
+in Asia/Shanghai (a run triggered without a logical date and without `until` loads every day).
 
 Parsing this file imports nothing heavy and opens no database: `risk.pipeline` is imported inside
 the tasks.

@@ -789,7 +789,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     privacy.install()
     args = parser().parse_args(argv)
-    log_path = _setup_logging(args.verbose)
+    try:
+        log_path = _setup_logging(args.verbose)  # reads the settings: a wrong one stops here, plainly
+    except RiskError as e:
+        _say(f"错误 / error: {e}")
+        return e.exit_code
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -44,6 +44,7 @@ from risk.alerts.lifecycle import SCOPE_DIGITS, User
 from risk.db.tables import alert, notification, recipient, supervisor
 from risk.detection.registry import BY_CODE
 from risk.identity.numbers import mask_id, mask_name
+from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 TOP = 5
@@ -184,7 +185,7 @@ def record(conn: Connection, digests: list[Digest], outbox: Path | None = None,
     digest with nowhere to go is recorded failed at once, so that someone can see who is never told;
     returns how many were. `decided_at` (`created_at`: the next digest tells what was raised after it)
     is best taken before `build` read the alerts."""
-    smtp = os.environ.get("RISK_SMTP_URL", "")
+    smtp = _smtp_url()
     now = decided_at or datetime.now()
     rows, nowhere = [], 0
     for d in digests:
@@ -214,7 +215,7 @@ def deliver(database_url: str, outbox: Path | None = None, attempts: int = 3,
 
     me = _sender()
     counts = {"sent": 0, "failed": 0, "resent": _resume(database_url)}
-    smtp = os.environ.get("RISK_SMTP_URL", "")
+    smtp = _smtp_url()
     made: tuple | None = None  # the delivery just made, marked in the transaction that takes the next
     while True:
         with gateway.transaction(database_url) as conn:
@@ -232,6 +233,11 @@ def deliver(database_url: str, outbox: Path | None = None, attempts: int = 3,
             log.warning("digest for %s through %s failed after %d attempts: %s", row.user_id, row.channel, tries, error)
         made = (row.id, ok, tries, error)
         counts["sent" if ok else "failed"] += 1
+
+
+def _smtp_url() -> str:
+    """RISK_SMTP_URL, read when digests are decided and when they are sent; empty: no email."""
+    return Settings.read("smtp_url").get_secret_value()
 
 
 def _mark(conn: Connection, me: str, delivery: int, ok: bool, tries: int, error: str | None) -> None:

@@ -22,8 +22,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from risk.settings import Settings
+
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-WORKER_NAME = "RISK_CELERY_WORKER"  # the environment variable that names a worker for worker_hostname
+WORKER_NAME = Settings.variable("celery_worker")  # RISK_CELERY_WORKER: names a worker for worker_hostname
 READY = " ready."  # Celery's log line once a worker consumes its queues: "celery@name ready."
 VISIBILITY_TIMEOUT = 6 * 3600  # seconds: fund_risk_nightly's dagrun_timeout
 
@@ -39,6 +41,8 @@ class CeleryWorkers:
 
     count: int = 2
     concurrency: int = 1
+    # the Redis of the test suite's workers (tests/integration/test_celery.py); not a setting of the system,
+    # whose broker is Airflow's own (AIRFLOW__CELERY__BROKER_URL): read here, not in risk.settings
     broker: str = field(default_factory=lambda: os.environ.get("RISK_TEST_REDIS_URL") or DEFAULT_BROKER)
     queue: str = field(default_factory=_queue)
 
@@ -86,7 +90,7 @@ def worker_command(name: str, workers: CeleryWorkers, home: Path) -> list[str]:
 def worker_hostname() -> str:
     """The hostname a task records ([core] hostname_callable): the worker's name where one was given
     (several workers on one machine), else the machine's."""
-    return os.environ.get(WORKER_NAME) or socket.getfqdn()
+    return Settings.read("celery_worker") or socket.getfqdn()
 
 
 def forget_queue(workers: CeleryWorkers) -> None:

@@ -5,8 +5,9 @@ runs in a child process started with the environment of `airflow_env()`; the cal
 CLI, pytest) never imports airflow. The child is this module itself: `python -m risk.orchestration.local
 '<json>'`.
 
-Also here, because the DAG's tasks and the tests share it: `resolve_run()`, which turns a run's
-params/conf and logical date into (settings, landing folder, until day). Nothing in this module
+Also here, because the DAGs' tasks and the tests share them: `run_settings()`, the one way the three DAGs
+get their settings from a run's params/conf, and `resolve_run()`, which adds the nightly run's landing
+folder and until day. Nothing in this module
 imports Airflow or opens a database at import time.
 """
 
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -34,7 +35,7 @@ from risk.errors import (
     OrchestrationError,
     RunConfigError,
 )
-from risk.settings import ROOT, Settings, parse_parts
+from risk.settings import ROOT, Settings
 
 DAG_ID = "fund_risk_nightly"
 BUSINESS_TZ = "Asia/Shanghai"
@@ -62,36 +63,44 @@ class RunConfig:
         return self.landing
 
 
+def run_settings(params: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Settings:
+    """The settings of a run of any of the three DAGs: from its conf/params (`db`, `var_dir`, `outbox`,
+    `landing`, `parts`; each DAG has some of them), else the environment (RISK_DATABASE_URL, RISK_VAR_DIR,
+    RISK_OUTBOX, RISK_LANDING, RISK_PARTS, and every other RISK_* variable), else the defaults. A conf
+    `parts` that cannot be one raises RunConfigError (the task fails without retries)."""
+    if params.get("parts") is not None:
+        try:
+            Settings.check("parts", params["parts"])
+        except ConfigError as error:
+            raise RunConfigError(str(error)) from error
+    return Settings.load(
+        db=params.get("db") or None,
+        var_dir=params.get("var_dir") or None,
+        outbox=params.get("outbox") or None,
+        landing=params.get("landing") or None,
+        parts=params.get("parts"),
+        env=env,
+    )
+
+
 def resolve_run(
     params: Mapping[str, Any], logical_date: datetime | None, env: Mapping[str, str] | None = None
 ) -> RunConfig:
     """A run's landing folder, warehouse and `until` day.
 
-    From the run's conf/params (`landing`, `db`, `until`, `var_dir`, `outbox`, `parts`), else the
-    environment (RISK_LANDING, RISK_DATABASE_URL, RISK_VAR_DIR, RISK_OUTBOX, RISK_PARTS). `until` falls back to
-    the logical date's day in Asia/Shanghai; a run triggered without a logical date and without `until`
-    loads every day.
+    The settings as `run_settings` has them (conf/params, else the environment, else the defaults); the
+    landing folder is the conf's `landing`, else RISK_LANDING. `until` falls back to the logical date's day
+    in Asia/Shanghai; a run triggered without a logical date and without `until` loads every day.
     """
-    env = os.environ if env is None else env
-    landing = params.get("landing") or env.get("RISK_LANDING")
-    if not landing:
+    settings = run_settings(params, env)
+    if settings.landing is None:
         raise RunConfigError(
             "未指定落地目录 / no landing folder: pass conf {'landing': DIR} or set RISK_LANDING"
         )
     until = params.get("until") or business_day(logical_date)
     if until is not None and not _DAY.match(str(until)):
         raise RunConfigError(f"until must be YYYY-MM-DD, got {until!r}")
-    settings = Settings.load(
-        db=params.get("db") or env.get("RISK_DATABASE_URL") or None,
-        var_dir=params.get("var_dir") or env.get("RISK_VAR_DIR") or None,
-        outbox=params.get("outbox") or env.get("RISK_OUTBOX") or None,
-    )
-    if params.get("parts") is not None:
-        try:
-            settings = replace(settings, parts=parse_parts(str(params["parts"])))
-        except ConfigError as error:
-            raise RunConfigError(str(error)) from error
-    return RunConfig(settings=settings, landing=Path(landing).expanduser(), until=until)
+    return RunConfig(settings=settings, landing=settings.landing.expanduser(), until=until)
 
 
 def business_day(logical_date: datetime | None) -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,7 +24,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-NOTIFY_ENV = "RISK_OPERATOR_NOTIFY"
 OUTBOX_FILE = "operators.jsonl"
 MAX_MESSAGE = 500
 
@@ -74,7 +72,11 @@ def append_outbox(var_dir: Path, event: Mapping[str, Any]) -> Path:
 
 
 def apprise_urls(env: Mapping[str, str] | None = None) -> list[str]:
-    raw = (env if env is not None else os.environ).get(NOTIFY_ENV, "")
+    """RISK_OPERATOR_NOTIFY (of `env`, else the environment), read alone: a wrong other variable, which may
+    be why the task failed, does not keep the operators from hearing of it."""
+    from risk.settings import Settings
+
+    raw = Settings.read("operator_notify", env).get_secret_value()
     return [url for url in re.split(r"[\s,]+", raw) if url]
 
 

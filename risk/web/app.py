@@ -51,6 +51,4 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def _https_only() -> bool:
-    import os
-
-    return os.environ.get("RISK_HTTPS_ONLY", "").lower() in ("1", "true", "yes")
+    return Settings.read("https_only")

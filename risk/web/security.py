@@ -18,6 +18,8 @@ from pathlib import Path
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 
+from risk.settings import Settings
+
 SESSION_COOKIE = "risk_session"
 CSRF_FIELD = "csrf_token"
 
@@ -33,9 +35,9 @@ HEADERS = {
 
 def secret_key(var_dir: Path) -> str:
     """RISK_SECRET_KEY, else a random key kept in <var>/secret.key (created once, readable by us only)."""
-    key = os.environ.get("RISK_SECRET_KEY")
-    if key:
-        return key
+    key = Settings.read("secret_key")
+    if key is not None:
+        return key.get_secret_value()
     path = var_dir / "secret.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ deploy/postgres/.
   empty there and required (no default) in the compose file; every volume is declared, `service_healthy`
   dependencies have healthchecks, every long-running service has one, the web app's and the api-server's
   ports are published, the Airflow services share one configuration, and URLs name services that exist;
+- every setting of risk.settings (RISK_*) is set by the compose file (or the image) and explained in
+  .env.example with its default, and no other RISK_* variable is there but the compose file's own;
 - the Dockerfile installs with constraints.txt, copies dags/, sql/ and checks/, runs as a user that is not
   root, and copies only paths that exist and are not in .dockerignore;
 - deploy/postgres/init-databases.sh creates the two databases on a throwaway PostgreSQL cluster.
@@ -376,6 +378,37 @@ def test_airflow_services_share_one_configuration_and_one_image() -> None:
     # the worker scales: nothing in it may be unique to one container
     worker = airflow["airflow-worker"]
     assert "container_name" not in worker and not worker.get("ports")
+
+
+# RISK_* variables that are docker-compose.yaml's own (interpolated into it, read by no module)
+COMPOSE_ONLY = {"RISK_IMAGE", "RISK_WEB_PORT", "RISK_DB_PASSWORD"}
+# settings (risk.settings) docker-compose.yaml does not set, and why
+NOT_IN_COMPOSE = {
+    "RISK_HOME": "the image sets it (Dockerfile ENV)",
+    "RISK_CELERY_WORKER": "names one of several workers started natively on one machine; a container is a machine",
+}
+
+
+def test_env_example_and_compose_have_every_setting_and_its_default() -> None:
+    from risk.settings import Settings, variables
+
+    settings = {name for name, _, _ in variables()}
+    assert NOT_IN_COMPOSE.keys() <= settings
+    set_in_compose = {key for service in compose()["services"].values() for key in environment(service)
+                      if key.startswith("RISK_")}
+    assert sorted(settings - set_in_compose - NOT_IN_COMPOSE.keys()) == [], "settings docker-compose.yaml never sets"
+    assert sorted(set_in_compose - settings - COMPOSE_ONLY) == [], "set in docker-compose.yaml, read by no setting"
+    documented = read_env_example()
+    fixed = set(re.findall(r"^# (RISK_[A-Z_]+)=", ENV_EXAMPLE.read_text(encoding="utf-8"), re.MULTILINE))
+    mentioned = set(re.findall(r"RISK_[A-Z_]+", ENV_EXAMPLE.read_text(encoding="utf-8")))
+    assert sorted(settings - documented.keys() - fixed) == ["RISK_CELERY_WORKER"] and "RISK_CELERY_WORKER" in mentioned
+    assert sorted({name for name in documented if name.startswith("RISK_")} - settings - COMPOSE_ONLY) == []
+    assert "RISK_HOME" in dict(re.findall(r"(\w+)=(\S+)", " ".join(a for k, a in instructions() if k == "ENV")))
+    for variable, value in documented.items():  # what .env.example shows is the default
+        field = variable.removeprefix("RISK_").lower()
+        if variable in settings and value:
+            assert Settings.check(field, value) == Settings.model_fields[field].get_default(call_default_factory=True), \
+                variable
 
 
 def test_urls_name_services_that_exist() -> None:

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -272,7 +272,7 @@ def test_features_computed_beside_the_rules_score_as_computed_after_them(city, t
         marks = conn.execute(text("SELECT * FROM detection_mark")).all()
         conn.execute(text("DELETE FROM detection_mark WHERE rule = 'dual_benefit'"))
     # a whole detection runs beside the features only when both fit in the memory budget
-    assert pipeline._features_beside(again) and not pipeline._features_beside(replace(again, memory_mib=100))
+    assert pipeline._features_beside(again) and not pipeline._features_beside(again.model_copy(update={"memory_mib": 100}))
     with gateway.transaction(again.database_url) as conn:
         conn.execute(text("DELETE FROM detection_mark"))
         conn.execute(text("INSERT INTO detection_mark VALUES (" + ", ".join(f":c{i}" for i in range(len(marks[0])))

@@ -65,9 +65,7 @@ def spare_user(city, n: int) -> str:
 
 
 def client(city, user_id: str | None = None, **settings_changes) -> TestClient:
-    from dataclasses import replace
-
-    c = TestClient(create_app(replace(city.settings, **settings_changes)), base_url="http://testserver")
+    c = TestClient(create_app(city.settings.model_copy(update=settings_changes)), base_url="http://testserver")
     if user_id:
         assert log_in(c, user_id).status_code == 303
         c.get("/alerts?lang=zh")  # Chinese, whatever another test chose for this user
