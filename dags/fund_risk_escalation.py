@@ -3,7 +3,7 @@
 Declarations only: the tasks call `risk.pipeline.escalate`, as `risk alerts escalate` does, then
 `risk.pipeline.notify`, which tells the level each alert moved up to. The settings come from the run's conf
 (`{"db": URL, "outbox": DIR}`), else RISK_DATABASE_URL (and RISK_OUTBOX); the deadlines from RISK_SLA_DAYS
-(risk.orchestration.local.run_settings, as for the other two DAGs).
+(risk.orchestration.runs.run_settings, as for the other two DAGs).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from risk.orchestration.ops_notify import notify_operators
 )
 def fund_risk_escalation():
     def settings():
-        from risk.orchestration.local import run_settings
+        from risk.orchestration.runs import run_settings
 
         return run_settings(get_current_context()["params"])
 

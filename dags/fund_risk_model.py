@@ -2,7 +2,7 @@
 
 Declarations only: the tasks call `risk.pipeline`, the same functions `risk model train` and
 `risk model report` call. The warehouse comes from the run's conf (`{"db": URL, "var_dir": DIR,
-"as_of": "YYYY-MM-DD"}`), else RISK_DATABASE_URL / RISK_VAR_DIR (risk.orchestration.local.run_settings, as
+"as_of": "YYYY-MM-DD"}`), else RISK_DATABASE_URL / RISK_VAR_DIR (risk.orchestration.runs.run_settings, as
 for the other two DAGs); `as_of` else the newest loaded day.
 """
 
@@ -19,7 +19,7 @@ _OPTIONAL_TEXT = ["null", "string"]
 
 
 def _settings():
-    from risk.orchestration.local import run_settings
+    from risk.orchestration.runs import run_settings
 
     params = get_current_context()["params"]
     return run_settings(params), params.get("as_of")

@@ -23,7 +23,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from risk.orchestration.ops_notify import notify_operators
 
 if TYPE_CHECKING:
-    from risk.orchestration.local import RunConfig
+    from risk.orchestration.runs import RunConfig
 
 _OPTIONAL_TEXT = ["null", "string"]
 
@@ -33,7 +33,7 @@ def _run() -> RunConfig:
     from airflow.sdk.exceptions import AirflowFailException
 
     from risk.errors import RunConfigError
-    from risk.orchestration.local import resolve_run
+    from risk.orchestration.runs import resolve_run
 
     context = get_current_context()
     try:

@@ -6,7 +6,7 @@ fields (tests/unit/test_settings.py), and .env.example and docker-compose.yaml a
 (tests/integration/test_compose.py). Three ways to get values:
 
 - `Settings.load(db=…, var_dir=…, outbox=…)`: what the `risk` command and the three DAGs use (the DAGs
-  through risk.orchestration.local.run_settings): an argument, else the environment, else the default. A
+  through risk.orchestration.runs.run_settings): an argument, else the environment, else the default. A
   value that cannot work stops it with a ConfigError naming the variable, the value and what is expected
   (the command exits 2), never a traceback.
 - `Settings(database_url, var_dir, …)`: made in code (the demo, tests): the arguments, else the defaults,

@@ -28,7 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from risk.alerts.export import yuan
 from risk.db.tables import alert, alert_event, recovery, supervisor
 from risk.errors import NotAllowed
-from risk.orchestration.local import BUSINESS_TZ
+from risk.orchestration.runs import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
 
 OPEN = ("new", "acknowledged", "investigating")

@@ -20,17 +20,16 @@ from types import SimpleNamespace
 import pytest
 from warehouses import warehouse_rows
 
+from risk.errors import DagRunFailed, RunConfigError
 from risk.orchestration.local import (
     DAG_ID,
     DAGS_FOLDER,
-    DagRunFailed,
-    RunConfigError,
     child_env,
     describe_dags,
-    resolve_run,
     run_dag,
     run_dag_test,
 )
+from risk.orchestration.runs import resolve_run
 
 pytestmark = pytest.mark.airflow
 

@@ -220,7 +220,7 @@ def test_one_variable_is_read_alone_when_another_is_wrong() -> None:
 
 def test_the_three_dags_resolve_their_settings_in_one_function(tmp_path: Path) -> None:
     from risk.errors import RunConfigError
-    from risk.orchestration.local import resolve_run, run_settings
+    from risk.orchestration.runs import resolve_run, run_settings
 
     env = {"RISK_DATABASE_URL": "sqlite:////env/risk.db", "RISK_LANDING": str(tmp_path), "RISK_SLA_DAYS": "low=20"}
     conf = {"db": "sqlite:////conf/risk.db", "var_dir": str(tmp_path / "var"), "parts": 4}
