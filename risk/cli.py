@@ -121,16 +121,13 @@ def cmd_quality_report(args) -> int:
 
 
 def cmd_quality_suites(args) -> int:
-    from risk.contract import SOURCES
     from risk.ingest import checks
 
     if args.write:
         for p in checks.write_suites():
             _say(f"written {p}")
         return 0
-    stale = [s.name for s in SOURCES
-             if not checks.suite_path(s).exists()
-             or json.loads(checks.suite_path(s).read_text(encoding="utf-8")) != checks.build_suite(s)]
+    stale = checks.stale_suites()
     if stale:
         _say(f"checks/ 与数据约定不一致 / checks/ differs from the contract: {', '.join(stale)}; "
              "run `risk quality suites --write`")
@@ -310,21 +307,16 @@ def cmd_notify(args) -> int:
 
 
 def cmd_users_list(args) -> int:
-    from sqlalchemy import select
-
-    from risk import spreadsheet
-    from risk.accounts import DEFAULT_LANGUAGE, languages_of
-    from risk.db.tables import supervisor
+    from risk import accounts, spreadsheet
 
     with _warehouse(args) as conn:
-        rows = conn.execute(select(supervisor).order_by(supervisor.c.user_id)).all()
-        chosen = languages_of(conn, [r.user_id for r in rows])
+        users = accounts.listing(conn)
     buf = io.StringIO()
     w = spreadsheet.writer(buf, lineterminator="\n")
     w.writerow(["user_id", "role", "region_code", "language", "email", "notify_url"])
-    for r in rows:
-        w.writerow([r.user_id, r.role, r.region_code, chosen.get(r.user_id, DEFAULT_LANGUAGE),
-                    "yes" if r.email else "", "yes" if r.notify_url else ""])
+    for u in users:
+        w.writerow([u["user_id"], u["role"], u["region_code"], u["language"], "yes" if u["email"] else "",
+                    "yes" if u["notify_url"] else ""])
     _write(buf.getvalue(), args.out)
     return 0
 
@@ -379,13 +371,9 @@ def cmd_sql_install(args) -> int:
     from risk.db import sql_access
 
     with _warehouse(args) as conn:
-        sql_access.install_views(conn)
-        if conn.dialect.name == "postgresql":
-            sql_access.grant_auditor(conn)
-            sql_access.grant_supervisor(conn)
+        roles = sql_access.install(conn)
     _say(f"视图已建立 / views installed: {', '.join(sql_access.VIEWS)}"
-         + ("" if _settings(args).database_url.startswith("sqlite") else
-            f"; 角色 roles {sql_access.AUDITOR_ROLE}, {sql_access.SUPERVISOR_ROLE}"))
+         + (f"; 角色 roles {', '.join(roles)}" if roles else ""))
     return 0
 
 

@@ -96,6 +96,17 @@ def install_views(conn: Connection) -> None:
             conn.exec_driver_sql(f"GRANT SELECT ON {name} TO {quoted}")
 
 
+def install(conn: Connection) -> tuple[str, ...]:
+    """`risk sql install`: the views, and on PostgreSQL the auditors' and supervisors' read-only group
+    roles; returns the roles granted (none on SQLite)."""
+    install_views(conn)
+    if conn.dialect.name != "postgresql":
+        return ()
+    grant_auditor(conn)
+    grant_supervisor(conn)
+    return AUDITOR_ROLE, SUPERVISOR_ROLE
+
+
 def views_installed(conn: Connection) -> bool:
     from sqlalchemy import inspect
 
