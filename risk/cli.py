@@ -174,40 +174,31 @@ def cmd_alerts_list(args) -> int:
     return 0
 
 
+def case_text(c: dict) -> str:
+    """A case (risk.alerts.case) as `risk alerts show` prints it."""
+    from risk.alerts.lifecycle import STATUS_ZH
+
+    lines = [f"预警 alert {c['alert_id']}  {c['title_zh'] + ' / ' + c['title_en'] if c['registered'] else c['rule']}",
+             f"状态 status: {STATUS_ZH.get(c['status'], c['status'])} ({c['status']})  严重程度 severity: {c['severity']}"
+             f"  涉及金额 amount at risk: ¥{c['amount']}  首次发现 first seen: {c['first_seen']}",
+             f"人员 person: {c['person']}  {c['name']}  村 village: {c['village_code']}"]
+    if c["registered"]:
+        lines.append(f"请核实 what to check: {c['explain_zh']}")
+    for r in (c["explanation"] or {}).get("reasons", []):
+        lines.append(f"  · {r['zh']}")
+    lines.append("证据 evidence:")
+    for e in c["evidence"]:
+        where = f"{e['file']} 第{e['line']}行" if e.get("file") else ""
+        lines.append(f"  {'●' if e.get('flagged') else '○'} {e['fact']} {e['id']} {e.get('detail', '')} "
+                     f"¥{e.get('amount_at_risk', '')} {where}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
 def cmd_alerts_show(args) -> int:
-    from risk.alerts import lifecycle as workflow
-    from risk.alerts.export import yuan
-    from risk.db.tables import recipient
-    from risk.detection.registry import BY_CODE
-    from risk.identity.numbers import mask_id, mask_name
+    from risk.alerts import case, lifecycle
 
-    def work(conn):
-        u = workflow.user(conn, args.user)
-        a = workflow.visible(conn, u, args.alert_id)
-        name = conn.execute(select(recipient.c.name).where(recipient.c.person_id == a.person_id)).scalar() or ""
-        if args.unmask:
-            workflow.log_event(conn, a.alert_id, u.user_id, "view_unmasked", a.status, a.status)
-        rule = BY_CODE.get(a.rule)
-        lines = [f"预警 alert {a.alert_id}  {rule.title_zh + ' / ' + rule.title_en if rule else a.rule}",
-                 f"状态 status: {workflow.STATUS_ZH.get(a.status, a.status)} ({a.status})  严重程度 severity: {a.severity}"
-                 f"  涉及金额 amount at risk: ¥{yuan(a.amount_at_risk_cents)}  首次发现 first seen: {a.first_seen}",
-                 f"人员 person: {a.person_id if args.unmask else mask_id(a.person_id)}  "
-                 f"{name if args.unmask else mask_name(name)}  村 village: {a.village_code}"]
-        if rule:
-            lines.append(f"请核实 what to check: {rule.explain_zh}")
-        if a.explanation:
-            for r in json.loads(a.explanation).get("reasons", []):
-                lines.append(f"  · {r['zh']}")
-        lines.append("证据 evidence:")
-        for e in json.loads(a.evidence):
-            where = f"{e['file']} 第{e['line']}行" if e.get("file") else ""
-            lines.append(f"  {'●' if e.get('flagged') else '○'} {e['fact']} {e['id']} {e.get('detail', '')} "
-                         f"¥{e.get('amount_at_risk', '')} {where}".rstrip())
-        return "\n".join(lines) + "\n"
-
-    from sqlalchemy import select
-
-    _write(_workflow(args, work), args.out)
+    _write(case_text(_workflow(args, lambda conn: case.case(conn, lifecycle.user(conn, args.user), args.alert_id,
+                                                            unmasked=args.unmask))), args.out)
     return 0
 
 
