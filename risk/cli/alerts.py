@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from risk.cli import display
 from risk.cli.common import (
     AlertId,
     CsvOnly,
@@ -42,10 +43,15 @@ def export(
     return 0
 
 
+LISTED = ["预警 alert", "规则 rule", "人员 person", "村 village", "严重程度 severity", "评分 score",
+          "涉及金额 amount", "首次发现 first seen", "状态 status"]  # a table of the export's columns, no evidence
+
+
 @app.command("list", help="某用户范围内的预警 / the alerts in a user's area")
 def listing(
     user: UserId,
-    fmt: Annotated[Literal["csv", "json"], typer.Option("--format")] = "csv",
+    fmt: Annotated[Literal["csv", "json"] | None, typer.Option(
+        "--format", show_default="csv", help="在终端上不给出时显示为表格 / on a terminal, a table unless given")] = None,
     include_snoozed: Annotated[bool, typer.Option("--include-snoozed")] = False,
     out: Out = None,
     db: Db = None,
@@ -55,7 +61,13 @@ def listing(
 
     with warehouse(db) as conn:
         rows = alerts.as_export(workflow.queue(conn, user, include_snoozed=include_snoozed))
-    write(alerts.render(rows, fmt), out)
+    if fmt is None and out is None and (console := display.terminal()):
+        display.table(console, f"{user} 范围内的预警 / the alerts in {user}'s area: {len(rows)}", LISTED,
+                      ([r["alert_id"], r["rule"], r["person_id"], r["village_code"], r["severity"],
+                        "" if r["score"] is None else f"{r['score']:.3f}", r["amount_at_risk"], r["first_seen"],
+                        r["status"]] for r in rows))
+        return 0
+    write(alerts.render(rows, fmt or "csv"), out)
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from risk.cli import display
 from risk.cli.common import Db, say, settings
 
 app = typer.Typer()
@@ -30,7 +31,9 @@ def run(
     from risk import pipeline
 
     config = settings(db, outbox)
-    summary = pipeline.run(config, landing, until=until, progress=say, send_digests=not no_digests, wait=wait)
+    with display.progress("加载交付日 / delivery days") as progress:
+        summary = pipeline.run(config, landing, until=until, progress=progress, send_digests=not no_digests,
+                               wait=wait)
     runs = config.var_dir / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     (runs / "last-run.json").write_text(json.dumps(asdict(summary), ensure_ascii=False, indent=1), encoding="utf-8")

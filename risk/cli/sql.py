@@ -7,11 +7,13 @@ from typing import Annotated, Literal
 
 import typer
 
+from risk.cli import display
 from risk.cli.common import Db, Out, dict_csv, read_password, say, warehouse, write
 
 app = typer.Typer(help="审计人员的 SQL 视图与查询 / auditors' SQL views and queries", no_args_is_help=True)
 
 WHOLE_NUMBERS = ("top", "year", "limit")  # the saved queries' parameters that are numbers
+ABOUT = "说明与参数 what it answers, and its parameters"
 
 
 @app.command("install", help="建立视图（PostgreSQL 上还有只读角色）/ install the views (and, on PostgreSQL, the "
@@ -64,7 +66,12 @@ def drop_user(login: Annotated[str, typer.Argument(metavar="LOGIN")], db: Db = N
 def queries() -> int:
     from risk.db import sql_access
 
-    for name, (description, _) in sql_access.saved_queries().items():
+    saved = sql_access.saved_queries()
+    if console := display.terminal():
+        display.table(console, f"保存的查询 / saved queries: {len(saved)}", ["查询 query", ABOUT],
+                      ([name, description] for name, (description, _) in saved.items()))
+        return 0
+    for name, (description, _) in saved.items():
         print(f"{name}\n    " + "\n    ".join(description.splitlines()))
     return 0
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from risk.cli import display
 from risk.cli.common import Db, Out, say, warehouse, write
 
 app = typer.Typer()
@@ -22,7 +23,8 @@ def generate(
 ) -> int:
     from risk import synth
 
-    result = synth.generate(out, people=people, months=months, seed=seed, progress=say)
+    with display.progress("写入交付日 / delivery days written") as progress:
+        result = synth.generate(out, people=people, months=months, seed=seed, progress=progress)
     say(json.dumps(result, ensure_ascii=False, default=str)[:2000])
     return 0
 

@@ -5,11 +5,13 @@ from typing import Annotated, Literal
 
 import typer
 
+from risk.cli import display
 from risk.cli.common import Db, Out, csv_text, read_password, say, warehouse, write
 
 app = typer.Typer(help="监督人员账户 / supervisors' accounts", no_args_is_help=True)
 
-COLUMNS = ["user_id", "role", "region_code", "language", "email", "notify_url"]
+COLUMNS = [("user_id", "用户 user"), ("role", "角色 role"), ("region_code", "区域 area"), ("language", "语言 language"),
+           ("email", "邮件 email"), ("notify_url", "通知地址 webhook")]
 
 
 @app.command("list", help="列出用户及其语言 / users, their area and language")
@@ -20,7 +22,10 @@ def listing(out: Out = None, db: Db = None) -> int:
         users = accounts.listing(conn)
     rows = [[u["user_id"], u["role"], u["region_code"], u["language"], "yes" if u["email"] else "",
              "yes" if u["notify_url"] else ""] for u in users]
-    write(csv_text(COLUMNS, rows), out)
+    if out is None and (console := display.terminal()):
+        display.table(console, f"监督人员 / supervisors: {len(rows)}", [heading for _, heading in COLUMNS], rows)
+        return 0
+    write(csv_text([name for name, _ in COLUMNS], rows), out)
     return 0
 
 

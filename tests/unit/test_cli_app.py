@@ -1,15 +1,21 @@
 """The `risk` command on Typer, as a person meets it: what it exits with and says when something goes wrong
-(one plain line, never a traceback)."""
+(one plain line, never a traceback); at a terminal, Rich tables and a progress bar, and everywhere else
+(a pipe, a file, the nightly log, a test) the CSV and the plain progress lines, unchanged."""
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from pathlib import Path
 
 import pytest
+import tinycity
+from rich.console import Console
 
-from risk.cli import main
+from risk.cli import display, main
 from risk.db import sql_access
 from risk.errors import InputError
+from risk.progress import Step
 
 
 @pytest.fixture
@@ -22,6 +28,29 @@ def var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for h in [h for h in root.handlers if h not in before]:
         root.removeHandler(h)
         h.close()
+
+
+@pytest.fixture
+def city(var: Path, tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    tinycity.build(url)
+    return url
+
+
+def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """From now on, an interactive terminal 160 columns wide, whose output is kept in what is returned."""
+    shown = io.StringIO()
+    console = Console(file=shown, force_terminal=True, color_system=None, width=160)
+    monkeypatch.setattr(display, "terminal", lambda stderr=False: console)
+    return shown
+
+
+@pytest.fixture
+def screen(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    return terminal(monkeypatch)
+
+
+# ---------------------------------------------------------------- exits
 
 
 @pytest.mark.parametrize("raised, code, says, logged", [
@@ -53,3 +82,99 @@ def test_the_command_line_itself_wrong_is_exit_2_and_help_is_0(var, capsys):
     assert main(["frobnicate"]) == 2
     assert main(["alerts", "export", "-h"]) == 0
     assert "--format" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- tables at a terminal, CSV elsewhere
+
+
+def test_users_at_a_terminal_are_a_table_and_piped_the_same_csv_as_before(city, var, capsys, monkeypatch):
+    assert main(["users", "list", "--db", city]) == 0
+    piped = capsys.readouterr().out
+    rows = list(csv.reader(io.StringIO(piped)))
+    assert rows[0] == ["user_id", "role", "region_code", "language", "email", "notify_url"]
+    assert [r[0] for r in rows[1:]] == sorted(tinycity.USERS)
+
+    shown = terminal(monkeypatch)
+    assert main(["users", "list", "--db", city]) == 0
+    assert capsys.readouterr().out == ""  # the table went to the terminal, nothing else to standard output
+    table = shown.getvalue()
+    assert "监督人员 / supervisors: 11" in table
+    for heading in ("用户", "user", "角色", "role", "区域", "area", "语言", "language"):
+        assert heading in table
+    lines = {line.split("│")[1].strip(): line for line in table.splitlines() if line.startswith("│")}
+    assert set(lines) == set(tinycity.USERS)
+    assert "431102001000" in lines["t1"] and "township" in lines["t1"] and "zh" in lines["t1"]
+
+    file = var / "users.csv"
+    assert main(["users", "list", "--out", str(file), "--db", city]) == 0  # a file is CSV, terminal or not
+    assert file.read_text(encoding="utf-8") == piped
+
+
+def test_alerts_list_is_a_table_unless_a_format_is_asked_for(city, capsys, screen):
+    assert main(["alerts", "list", "--user", "t1", "--db", city]) == 0
+    assert capsys.readouterr().out == ""
+    table = screen.getvalue()
+    assert "t1 范围内的预警 / the alerts in t1's area: 4" in table
+    assert {"a-v1-0", "a-v1-1", "a-v2-0", "a-v2-1"} <= set(table.split())
+    assert "a-v3-0" not in table  # another township's
+    assert "749.40" in table and "deceased_payment" in table
+
+    assert main(["alerts", "list", "--user", "t1", "--format", "csv", "--db", city]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted(r["alert_id"] for r in rows) == ["a-v1-0", "a-v1-1", "a-v2-0", "a-v2-1"]
+
+
+def test_saved_queries_at_a_terminal_are_a_table(var, capsys, screen):
+    assert main(["sql", "queries"]) == 0
+    assert capsys.readouterr().out == ""
+    table = screen.getvalue()
+    for name, (description, _) in sql_access.saved_queries().items():
+        assert name in table and description.splitlines()[0].split(" / ")[0] in table
+
+
+def test_saved_queries_piped_are_the_plain_list(var, capsys):
+    assert main(["sql", "queries"]) == 0
+    expected = "".join(f"{name}\n    " + "\n    ".join(description.splitlines()) + "\n"
+                       for name, (description, _) in sql_access.saved_queries().items())
+    assert capsys.readouterr().out == expected
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_without_a_terminal_is_the_plain_lines(capsys):
+    with display.progress("加载交付日 / delivery days") as progress:
+        progress(Step("待加载交付日 2 个 / 2 delivery days to load", 0, 2))
+        progress(Step("[1/2] 2025-03-01: 1 个文件 files", 1, 2, rows=1000))
+        progress("检测中 / running the rules …")
+        progress(Step("[2/2] 2025-03-10: 1 个文件 files", 2, 2, rows=500))
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == ("待加载交付日 2 个 / 2 delivery days to load\n[1/2] 2025-03-01: 1 个文件 files\n"
+                   "检测中 / running the rules …\n[2/2] 2025-03-10: 1 个文件 files\n")
+
+
+def test_progress_at_a_terminal_is_a_bar_of_days_and_rows_with_the_lines_above_it(screen):
+    with display.progress("加载交付日 / delivery days") as progress:
+        progress(Step("待加载交付日 2 个 / 2 delivery days to load", 0, 2))
+        progress(Step("[1/2] 2025-03-01", 1, 2, rows=1000))
+        progress(Step("[2/2] 2025-03-10", 2, 2, rows=500))
+        progress("检测中 / running the rules …")
+    text = screen.getvalue()
+    assert "加载交付日 / delivery days" in text and "2/2" in text and "1,500 行 rows" in text and "行/秒 rows/s" in text
+    for line in ("[1/2] 2025-03-01", "[2/2] 2025-03-10", "检测中 / running the rules …"):
+        assert line in text
+    assert text.rindex("2/2 ") < text.index("检测中")  # the bar stopped when the days were done
+
+
+def test_a_run_without_a_terminal_prints_one_plain_line_a_day(var, tmp_path, capsys):
+    from helpers import base_day, make_id, payment, recipient, write
+
+    landing = tmp_path / "landing"
+    base_day(landing, "2025-03-01", people=[recipient(make_id(seq=1))])
+    write(landing, "2025-03-10", "payments", [payment("P1", make_id(seq=1))])
+    assert main(["run", "--landing", str(landing), "--no-digests", "--db", f"sqlite:///{tmp_path / 'r.db'}"]) == 0
+    err = capsys.readouterr().err
+    assert "━" not in err  # no bar
+    assert "待加载交付日 2 个 / 2 delivery days to load: 2025-03-01 … 2025-03-10\n" in err
+    assert "\n[1/2] 2025-03-01: " in err and "\n[2/2] 2025-03-10: 1 个文件 files, 读入 read 1, 拒收 rejected 0 (" in err
