@@ -49,11 +49,8 @@ def root(ctx: typer.Context,
 
 def main(argv: list[str] | None = None) -> int:
     """Run `risk` with `argv` (default: the process's arguments); return its exit code."""
-    import warnings
-
     from risk import privacy as masking
 
-    warnings.filterwarnings("ignore")
     masking.install()
     invocation = Invocation()
     command = typer.main.get_command(app)

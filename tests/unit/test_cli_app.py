@@ -1,11 +1,13 @@
 """The `risk` command on Typer, as a person meets it: what it exits with and says when something goes wrong
 (one plain line, never a traceback); at a terminal, Rich tables and a progress bar, and everywhere else
-(a pipe, a file, the nightly log, a test) the CSV and the plain progress lines, unchanged."""
+(a pipe, a file, the nightly log, a test) the CSV and the plain progress lines, unchanged; Python's
+warnings in the log file."""
 from __future__ import annotations
 
 import csv
 import io
 import logging
+import warnings
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,23 @@ def test_a_run_without_a_terminal_prints_one_plain_line_a_day(var, tmp_path, cap
     assert "━" not in err  # no bar
     assert "待加载交付日 2 个 / 2 delivery days to load: 2025-03-01 … 2025-03-10\n" in err
     assert "\n[1/2] 2025-03-01: " in err and "\n[2/2] 2025-03-10: 1 个文件 files, 读入 read 1, 拒收 rejected 0 (" in err
+
+
+# ---------------------------------------------------------------- warnings
+
+
+def test_warnings_go_to_the_log_file_and_known_noise_nowhere(var, capsys, monkeypatch):
+    def saved_queries():
+        warnings.warn("a library's warning nobody silenced", UserWarning, stacklevel=1)
+        warnings.warn("module 'sre_constants' is deprecated", DeprecationWarning, stacklevel=1)
+        return {}
+
+    monkeypatch.setattr(sql_access, "saved_queries", saved_queries)
+    assert main(["sql", "queries"]) == 0
+    log = (var / "logs" / "risk.log").read_text(encoding="utf-8")
+    assert "UserWarning: a library's warning nobody silenced" in log
+    assert "sre_constants" not in log
+    assert "nobody silenced" not in capsys.readouterr().err  # the log file's, not the terminal's
+
+    assert main(["-v", "sql", "queries"]) == 0
+    assert "UserWarning: a library's warning nobody silenced" in capsys.readouterr().err  # with -v, both
