@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, and_, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from risk.alerts import case as alert_case
 from risk.alerts import lifecycle as workflow
 from risk.alerts.export import yuan
 from risk.alerts.lifecycle import User
@@ -318,30 +319,12 @@ EXPORT_FIELDS = [("alert_id", "预警编号 alert_id"), ("rule", "规则 rule"),
 
 
 def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False) -> dict:
-    """Everything the case page shows; raises errors.NotAllowed outside the user's area. An unmasked
-    view is logged in the audit log before anything is shown."""
-    a = workflow.visible(conn, u, alert_id)
-    if unmasked:
-        workflow.log_event(conn, a.alert_id, u.user_id, "view_unmasked", a.status, a.status)
-    r = conn.execute(_named(_alerts_in(u, AlertFilter(), include_withdrawn=True).where(alert.c.alert_id == alert_id),
-                            "amount")).first()
-    today = date.today()
-    row = _row(r, today, unmasked=unmasked)
-    rule = BY_CODE.get(a.rule)
-    evidence = json.loads(a.evidence or "[]")
-    for e in evidence:  # an evidence id may be an ID number (a death record's person): masked unless shown
-        e["id"] = str(e.get("id", "")) if unmasked else redact(str(e.get("id", "")))
-        e["detail"] = str(e.get("detail", "")) if unmasked else redact(str(e.get("detail", "")))
-    explanation = json.loads(a.explanation) if a.explanation else None
-    recoveries = [dict(x) for x in conn.execute(select(recovery).where(recovery.c.alert_id == alert_id)
-                                                 .order_by(recovery.c.id)).mappings()]
-    recovered = sum(x["amount_cents"] for x in recoveries)
-    snoozed = a.status in workflow.OPEN and a.snoozed_until is not None and a.snoozed_until > today
-    return {**row, "explain_zh": rule.explain_zh if rule else "", "explain_en": rule.explain_en if rule else "",
-            "evidence": [e for e in evidence if e.get("fact") != "feature" or e.get("flagged")],
-            "explanation": explanation, "timeline": timeline(conn, alert_id), "recoveries": recoveries,
-            "recovered": yuan(recovered), "actions": allowed_actions(u, a.status, snoozed), "unmasked": unmasked,
-            "snoozed": snoozed}
+    """Everything the case page shows (risk.alerts.case: raises errors.NotAllowed outside the user's area,
+    logs an unmasked view before anything is shown), with the features that did not stand out left out of
+    the evidence, and the forms the lifecycle allows."""
+    c = alert_case.case(conn, u, alert_id, unmasked=unmasked)
+    return {**c, "evidence": [e for e in c["evidence"] if e.get("fact") != "feature" or e.get("flagged")],
+            "actions": allowed_actions(u, c["status"], c["snoozed"])}
 
 
 def allowed_actions(u: User, status: str, snoozed: bool = False) -> list[str]:
@@ -355,13 +338,6 @@ def allowed_actions(u: User, status: str, snoozed: bool = False) -> list[str]:
     if status in workflow.OPEN and not snoozed:
         acts.append("snooze")
     return acts
-
-
-def timeline(conn: Connection, alert_id: str) -> list[dict]:
-    events = workflow.history(conn, alert_id)
-    for e in events:
-        e["details"] = json.loads(e["details"]) if e.get("details") else {}
-    return events
 
 
 # -- data quality ----------------------------------------------------------------------------------

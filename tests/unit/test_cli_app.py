@@ -1,11 +1,12 @@
 """The `risk` command on Typer, as a person meets it: what it exits with and says when something goes wrong
 (one plain line, never a traceback); at a terminal, Rich tables and a progress bar, and everywhere else
 (a pipe, a file, the nightly log, a test) the CSV and the plain progress lines, unchanged; Python's
-warnings in the log file."""
+warnings in the log file; one case, the same data for the command line and the web."""
 from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -13,11 +14,16 @@ from pathlib import Path
 import pytest
 import tinycity
 from rich.console import Console
+from sqlalchemy import update
 
+from risk.alerts import case as alert_case
+from risk.alerts import lifecycle as workflow
 from risk.cli import display, main
-from risk.db import sql_access
+from risk.db import gateway, sql_access
+from risk.db.tables import alert
 from risk.errors import InputError
 from risk.progress import Step
+from risk.web import queries
 
 
 @pytest.fixture
@@ -200,3 +206,30 @@ def test_warnings_go_to_the_log_file_and_known_noise_nowhere(var, capsys, monkey
 
     assert main(["-v", "sql", "queries"]) == 0
     assert "UserWarning: a library's warning nobody silenced" in capsys.readouterr().err  # with -v, both
+
+
+# ---------------------------------------------------------------- one case
+
+
+def test_a_case_is_the_same_data_for_the_command_line_and_the_web(city, capsys):
+    with gateway.transaction(city) as conn:
+        a = conn.execute(alert.select().where(alert.c.alert_id == "a-v1-0")).one()
+        person = a.person_id
+        evidence = [{"fact": "death", "id": person, "flagged": False, "detail": f"同户 {person}"},
+                    {"fact": "feature", "id": "age", "flagged": False, "detail": "window"}]
+        conn.execute(update(alert).where(alert.c.alert_id == "a-v1-0").values(evidence=json.dumps(evidence)))
+        u = workflow.user(conn, "t1")
+        data = alert_case.case(conn, u, "a-v1-0")
+        page = queries.case(conn, u, "a-v1-0")
+    masked = person[:6] + "********" + person[-4:]
+    assert data["person"] == masked and data["name"] == "张*"
+    assert [e["id"] for e in data["evidence"]] == [masked, "age"] and data["evidence"][0]["detail"] == f"同户 {masked}"
+    assert page == {**data, "evidence": data["evidence"][:1], "actions": page["actions"]}  # the web's view of it
+
+    assert main(["alerts", "show", "a-v1-0", "--user", "t1", "--db", city]) == 0
+    shown = capsys.readouterr().out
+    assert person not in shown and f"○ death {masked} 同户 {masked}" in shown and "○ feature age window" in shown
+    assert main(["alerts", "show", "a-v1-0", "--user", "t1", "--unmask", "--db", city]) == 0
+    assert f"○ death {person} 同户 {person}" in capsys.readouterr().out
+    with gateway.transaction(city) as conn:
+        assert [e["action"] for e in workflow.history(conn, "a-v1-0")] == ["view_unmasked"]
