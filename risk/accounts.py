@@ -43,6 +43,16 @@ def languages_of(conn: Connection, user_ids: list[str] | None = None) -> dict[st
     return dict(conn.execute(q).all())
 
 
+def listing(conn: Connection) -> list[dict]:
+    """Every supervisor by user_id: role, area, language, and whether they have an email address and a
+    webhook to be notified at."""
+    rows = conn.execute(select(supervisor).order_by(supervisor.c.user_id)).all()
+    chosen = languages_of(conn, [r.user_id for r in rows])
+    return [{"user_id": r.user_id, "role": r.role, "region_code": r.region_code,
+             "language": chosen.get(r.user_id, DEFAULT_LANGUAGE), "email": bool(r.email),
+             "notify_url": bool(r.notify_url)} for r in rows]
+
+
 def _save(conn: Connection, user_id: str, **values) -> None:
     now = datetime.now()
     if conn.execute(update(account).where(account.c.user_id == user_id).values(**values, updated_at=now)).rowcount == 0:

@@ -24,6 +24,7 @@ from risk.ingest import quality
 from risk.ingest.delivery import BULK_SOURCES, load_days, pending_days
 from risk.ingest.delivery import load_day as load_day  # the DAG and the tests load single days
 from risk.ingest.delivery import refresh_statistics as refresh_statistics  # the DAG, after its days
+from risk.progress import Step
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -363,7 +364,8 @@ def _run(settings: Settings, landing: str | Path, until: str | None, progress: P
     prepare(settings)
     days = pending_days(settings, landing, until)
     lap("prepare")
-    say(f"待加载交付日 {len(days)} 个 / {len(days)} delivery days to load" + (f": {days[0]} … {days[-1]}" if days else ""))
+    say(Step(f"待加载交付日 {len(days)} 个 / {len(days)} delivery days to load"
+             + (f": {days[0]} … {days[-1]}" if days else ""), 0, len(days)))
     done = load_days(settings, landing, days, progress=say)
     lap("load")
     say("检测中 / running the rules …")

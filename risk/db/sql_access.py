@@ -73,17 +73,6 @@ def view_sql(name: str, dialect: Dialect) -> str:
     return dialect.view_sql(name, sql, found.start(), found.end())
 
 
-def install(conn: Connection) -> bool:
-    """The views, and where the database has SQL roles, the auditors' and supervisors' groups; whether it
-    has them."""
-    install_views(conn)
-    if not Dialect.of(conn).has_roles:
-        return False
-    grant_auditor(conn)
-    grant_supervisor(conn)
-    return True
-
-
 def install_views(conn: Connection) -> None:
     """(Re)create every view of sql/views: dropped newest first, created in dependency order. On
     PostgreSQL each view keeps the SELECT grants it had."""
@@ -100,6 +89,17 @@ def install_views(conn: Connection) -> None:
         for role in grantees.get(name, []):  # names from the catalog, quoted as they are
             quoted = '"' + role.replace('"', '""') + '"'
             conn.exec_driver_sql(f"GRANT SELECT ON {name} TO {quoted}")
+
+
+def install(conn: Connection) -> tuple[str, ...]:
+    """`risk sql install`: the views, and on PostgreSQL the auditors' and supervisors' read-only group
+    roles; returns the roles granted (none on SQLite)."""
+    install_views(conn)
+    if not Dialect.of(conn).has_roles:
+        return ()
+    grant_auditor(conn)
+    grant_supervisor(conn)
+    return AUDITOR_ROLE, SUPERVISOR_ROLE
 
 
 def views_installed(conn: Connection) -> bool:

@@ -134,6 +134,12 @@ def suite_path(source: Source) -> Path:
     return CHECKS_DIR / f"{source.name}.json"
 
 
+def stale_suites() -> list[str]:
+    """The sources whose suite in checks/ is missing or is not what the contract makes of it."""
+    return [s.name for s in SOURCES
+            if not suite_path(s).exists() or json.loads(suite_path(s).read_text(encoding="utf-8")) != build_suite(s)]
+
+
 def write_suites(folder: Path = CHECKS_DIR) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

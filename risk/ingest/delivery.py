@@ -30,6 +30,7 @@ from risk.ingest.ahead import Intake
 from risk.ingest.intake import Checked, check_file, validate
 from risk.ingest.keys import record_certifications, store, typed_rows
 from risk.ingest.read import LINE, Limits, files_of_day, inside
+from risk.progress import Step
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,8 @@ def _load_all(settings: Settings, landing: str | Path, days: list[str], intake: 
             if progress:
                 read = sum(f["read"] for f in out[-1]["files"])
                 rejected = sum(f["rejected"] for f in out[-1]["files"])
-                progress(f"[{i}/{len(days)}] {day}: {len(out[-1]['files'])} 个文件 files, 读入 read {read:,}, "
-                         f"拒收 rejected {rejected:,} ({time.monotonic() - t:.1f} s)")
+                progress(Step(f"[{i}/{len(days)}] {day}: {len(out[-1]['files'])} 个文件 files, 读入 read {read:,}, "
+                              f"拒收 rejected {rejected:,} ({time.monotonic() - t:.1f} s)", i, len(days), read))
 
 
 BULK_SOURCES = ("payments", "card_events")  # the big fact tables

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from risk.progress import Step
 from risk.synth import tables
 from risk.synth.lawful import plant_lawful, plant_outliers
 from risk.synth.master import master_data
@@ -85,19 +86,20 @@ def generate(out: str | Path, people: int = 5000, months: int = 12, seed: int = 
     schedule = sorted({(d, s) for d, s in files}
                       | {(str(cal.pay_day(m)), "payments") for m in range(cal.months)}
                       | {(str(cal.card_day(m)), "card_events") for m in range(cal.months)})
-    for day in sorted({d for d, _ in schedule}):
-        written = []
+    days = sorted({d for d, _ in schedule})
+    for done, day in enumerate(days, 1):
+        before, written = landing.rows.total(), []
         for source in sorted(s for d, s in schedule if d == day):
             if source in streams:
                 delivery = streams[source].file(int(cal.month_of(np.datetime64(day))) - (source == "card_events"))
             else:
                 delivery = Delivery.of_frame(files.pop((day, source)))
             written.append(landing.write(day, source, delivery))
-        say(f"{day}: " + ", ".join(written))
+        say(Step(f"{day}: " + ", ".join(written), done, len(days), landing.rows.total() - before))
     rejects, rows = landing.rejects, landing.rows
     summary = {
         "out": str(root), "people": people, "months": months, "seed": seed, "start": start,
-        "days": len({d for d, _ in schedule}),
+        "days": len(days),
         "rows": dict(sorted(rows.items())),
         "planted": dict(sorted(Counter(rule for rule, _ in w.alerts).items())),
         "lawful": dict(sorted(Counter(case for case, _i, _n in {(c, i, "") for c, i, _ in w.lawful}).items())),

@@ -6,11 +6,12 @@ the columns of each export and every `risk` command are in it. A point the code 
 so ("not yet implemented")."""
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 
 from risk import cli
 from risk.alerts import export as alerts
@@ -32,7 +33,6 @@ UPSTREAM = "../shared/spec/" + "data-contract.md"  # the bureau's contract, outs
 CITATION = re.compile(r"§\s*(\d+[a-z]?)(?:\s*[-–]\s*§?\s*(\d+[a-z]?))?")
 LINK = re.compile(r"data-contract\.md#([^)\s]+)")
 HEADING = re.compile(r"^(#{1,6}) +(.+?) *$")
-Parser = argparse.ArgumentParser
 
 
 def _doc() -> str:
@@ -201,15 +201,21 @@ def test_every_export_column_is_in_section_5():
         assert not missing, f"export columns not in §5: {missing}"
 
 
-def _commands(parser: Parser, words: tuple[str, ...] = ()) -> dict[str, Parser]:
-    """Every command the parser runs ("alerts export", "run", …) and its own parser."""
-    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+def _commands(command: Any = None, words: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every command the `risk` app runs ("alerts export", "run", …) and the command itself."""
+    command = command or typer.main.get_command(cli.app)
+    subs = getattr(command, "commands", None)
     if not subs:
-        return {" ".join(words): parser}
+        return {" ".join(words): command}
     out = {}
-    for name, p in subs[0].choices.items():
-        out |= _commands(p, (*words, name))
+    for name, sub in subs.items():
+        out |= _commands(sub, (*words, name))
     return out
+
+
+def _options(command: Any) -> dict[str, Any]:
+    """A command's options ("--format", …) and each one's parameter."""
+    return {o: p for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
 
 
 def _command_words(usage: str) -> str:
@@ -224,24 +230,24 @@ def _command_words(usage: str) -> str:
 
 def test_every_command_is_in_section_6():
     section = _section("6")
-    commands = _commands(cli.parser())
+    commands = _commands()
     missing = [c for c in commands if not re.search(rf"\brisk {re.escape(c)}(?![\w-])", section)]
-    assert not missing, f"`risk` commands the parser has but §6 lacks: {missing}"
+    assert not missing, f"`risk` commands the app has but §6 lacks: {missing}"
     named = {_command_words(m) for m in re.findall(r"`(risk [^`]*)`", section)} - {""}
     groups = {" ".join(c.split()[:i]) for c in commands for i in range(1, len(c.split()) + 1)}
-    assert named <= groups, f"§6 names commands the parser does not have: {sorted(named - groups)}"
+    assert named <= groups, f"§6 names commands the app does not have: {sorted(named - groups)}"
 
 
 def test_the_contracts_commands_take_the_options_it_names():
-    commands = _commands(cli.parser())
+    commands = _commands()
     block = _section("6").split("```")[1]
     usages = [line.split("  ")[0] for line in block.splitlines() if line.startswith("risk ")]  # then 2 spaces
     assert len(usages) == 4
     for usage in usages:
         name = _command_words(usage)
         assert name in commands, usage
-        options = {o: a for a in commands[name]._actions for o in a.option_strings}
+        options = _options(commands[name])
         for option in re.findall(r"--[a-z][a-z-]*", usage):
             assert option in options, f"`risk {name}` has no {option}"
         if m := re.search(r"--format ([a-z|]+)", usage):
-            assert set(m.group(1).split("|")) <= set(options["--format"].choices), usage
+            assert set(m.group(1).split("|")) <= set(options["--format"].type_descriptor.choices), usage

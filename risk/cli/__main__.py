@@ -1,0 +1,6 @@
+"""`python -m risk.cli …`, as `risk …`."""
+import sys
+
+from risk.cli import main
+
+sys.exit(main())
