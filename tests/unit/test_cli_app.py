@@ -23,7 +23,7 @@ from risk.db import gateway, sql_access
 from risk.db.tables import alert
 from risk.errors import InputError
 from risk.progress import Step
-from risk.web import queries
+from risk.web.queries import case as queries
 
 
 @pytest.fixture
