@@ -14,6 +14,7 @@ from pathlib import Path
 from jinja2 import Environment, StrictUndefined
 
 from risk.contract import RECURRING
+from risk.domain import RuleCode, Severity
 from risk.settings import ROOT
 
 RULES_DIR = ROOT / "sql" / "rules"
@@ -24,9 +25,9 @@ EVIDENCE_COLUMNS = ("person_id", "fact", "fact_id", "flagged", "at_risk_cents", 
 
 @dataclass(frozen=True)
 class Rule:
-    code: str
+    code: RuleCode
     version: int
-    severity: str  # high | medium | low
+    severity: Severity
     score: float  # rule confidence, higher is riskier
     title_zh: str
     title_en: str
@@ -51,41 +52,41 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("deceased_payment", 1, "high", 1.0, "死亡后仍发放待遇", "Benefit paid after death",
+    Rule(RuleCode.DECEASED_PAYMENT, 1, Severity.HIGH, 1.0, "死亡后仍发放待遇", "Benefit paid after death",
          "此人有死亡登记，但死亡当月之后的月份仍有按月待遇发放。请核实此人是否确已死亡、由谁在领取，并停发、追回。",
          "A death is registered, yet a monthly benefit was paid for months after the month of death. Check that "
          "the person has died and who receives the money; stop the payments and recover them."),
-    Rule("card_after_death", 1, "high", 0.95, "死亡后社保卡仍在使用", "Card used after death",
+    Rule(RuleCode.CARD_AFTER_DEATH, 1, Severity.HIGH, 0.95, "死亡后社保卡仍在使用", "Card used after death",
          "此人死亡之后，其社保卡仍有就医、购药、认证或乘车记录（取款和死亡前入院的住院结算除外）。请核实卡在谁手中。",
          "After the person's death the social-security card was used for medical care, pharmacy, certification "
          "or transit (withdrawals and inpatient stays admitted before death excepted). Find out who holds the card."),
-    Rule("incarcerated_payment", 1, "high", 1.0, "服刑期间领取养老金", "Pension paid while in prison",
+    Rule(RuleCode.INCARCERATED_PAYMENT, 1, Severity.HIGH, 1.0, "服刑期间领取养老金", "Pension paid while in prison",
          "此人被判处实刑（拘役、有期徒刑及以上），服刑期间（入狱次月至释放当月）仍领取养老金。请核实服刑情况并暂停发放。",
          "The person serves a custodial sentence, yet a pension was paid for months from the month after the "
          "sentence started to the month of release. Check the custody record and suspend the pension."),
-    Rule("dual_benefit", 1, "medium", 0.9, "重复享受待遇", "Two benefits for one month",
+    Rule(RuleCode.DUAL_BENEFIT, 1, Severity.MEDIUM, 0.9, "重复享受待遇", "Two benefits for one month",
          "同一月份既领城乡居民养老金又领职工养老金，或领失业金的同时领养老金。请核实并停发其中不应领取的一项。",
          "In one month the person received both the resident and the employee pension, or unemployment benefit "
          "together with a pension. Check which one is due and stop the other."),
-    Rule("duplicate_payment", 1, "medium", 0.9, "重复发放", "Paid twice",
+    Rule(RuleCode.DUPLICATE_PAYMENT, 1, Severity.MEDIUM, 0.9, "重复发放", "Paid twice",
          "同一人同一待遇同一月份发放了不止一次，或丧葬补助金发放了不止一次。除最早一笔外均为多发。",
          "The same benefit for the same month was paid more than once (or a funeral grant more than once). All "
          "but the earliest payment are overpaid."),
-    Rule("shared_account", 1, "medium", 0.7, "多人共用一个账户", "One account, many people",
+    Rule(RuleCode.SHARED_ACCOUNT, 1, Severity.MEDIUM, 0.7, "多人共用一个账户", "One account, many people",
          "同一月份有三人或以上的待遇打入同一个银行账户（夫妻两人共用不算）。请核实账户户主及各人是否本人领取。",
          "In one month the benefits of three or more people went into the same bank account (a couple sharing "
          "one is fine). Check who owns the account and whether each person receives their own money.",
          per_person=False),
-    Rule("underage_pension", 1, "high", 1.0, "未到年龄领取养老金", "Pension before pension age",
+    Rule(RuleCode.UNDERAGE_PENSION, 1, Severity.HIGH, 1.0, "未到年龄领取养老金", "Pension before pension age",
          "按身份证出生日期，此人领取养老金的月份早于法定最低年龄（城乡居民60岁；职工女45岁、男50岁）。请核实身份与资格。",
          "By the birth date in the ID number the pension was paid for months before the lowest legal age "
          "(resident pension 60; employee pension 45 for women, 50 for men). Check identity and eligibility."),
-    Rule("certification_overdue", 1, "low", 0.6, "超期未认证仍发放", "Paid without certification",
+    Rule(RuleCode.CERTIFICATION_OVERDUE, 1, Severity.LOW, 0.6, "超期未认证仍发放", "Paid without certification",
          "此人最近一次待遇资格认证已超过12个月，仍在发放待遇。请上门或通知本人完成认证。",
          "The person's last eligibility certification is more than 12 months old, yet benefits are still paid. "
          "Visit the person or ask them to certify."),
 )
-BY_CODE = {r.code: r for r in RULES}
+BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
 
 
 # ---------------------------------------------------------------- dialect macros

@@ -27,18 +27,21 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from risk.alerts.lifecycle import log_event
+from risk.alerts.lifecycle import SYSTEM, log_event
 from risk.db import gateway
 from risk.db.tables import alert
 from risk.detection import scope as scoping
 from risk.detection import touched
 from risk.detection.registry import EVIDENCE_COLUMNS, RULES, Rule
 from risk.detection.scope import NO_COUNTY, Scope, part_of_alert, parts
+from risk.domain import Action, Level, Status
 
 __all__ = ["NO_COUNTY", "RuleOutcome", "alert_id", "detect", "parts", "run_rule"]
 
-WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
-REOPENED_BY_NEW_FACTS = ("dismissed", "closed")
+# plain strings for the rows of many alerts: SQLite's driver binds a str subclass (an enum member) several
+# times slower than a str, which a night's thousands of rows would feel
+NEW, WITHDRAWN, FIRST_LEVEL = Status.NEW.value, Status.WITHDRAWN.value, Level.VILLAGE.value
+REOPENED_BY_NEW_FACTS = (Status.DISMISSED, Status.CLOSED)
 _ORDER = {name: i for i, name in enumerate(EVIDENCE_COLUMNS)}
 PERSON, FACT, FACT_ID, FLAGGED, AT_RISK, DAY, FILE, LINE, DETAIL = (_ORDER[c] for c in EVIDENCE_COLUMNS)
 VILLAGE = len(EVIDENCE_COLUMNS)  # the evidence query adds the person's village
@@ -141,25 +144,25 @@ def run_rule(conn: Connection, rule: Rule, as_of: str, scope: Scope = scoping.CI
         before = existing.get(person_id)
         if before is None:
             new_rows.append({
-                "alert_id": alert_id(rule.code, person_id), "rule": rule.code, "rule_version": rule.version,
-                "person_id": person_id, "village_code": now.village, "severity": rule.severity,
+                "alert_id": alert_id(rule.code, person_id), "rule": rule.code.value, "rule_version": rule.version,
+                "person_id": person_id, "village_code": now.village, "severity": rule.severity.value,
                 "score": rule.score, "amount_at_risk_cents": now.amount, "first_seen": as_of, "last_changed": as_of,
-                "status": "new", "evidence": now.facts_json, "evidence_count": now.count, "explanation": None,
-                "raised_at": datetime.now(), "level": "village"})
+                "status": NEW, "evidence": now.facts_json, "evidence_count": now.count, "explanation": None,
+                "raised_at": datetime.now(), "level": FIRST_LEVEL})
         elif (before.evidence != now.facts_json or before.amount_at_risk_cents != now.amount
               or before.village_code != now.village or before.status == WITHDRAWN):
             status = before.status
             reopenable = status == WITHDRAWN or status in REOPENED_BY_NEW_FACTS
             fresh = _new_flagged_facts(before.evidence, now.flagged) if reopenable else []
             if status == WITHDRAWN or (status in REOPENED_BY_NEW_FACTS and fresh):
-                status = "new"  # a dismissed or closed alert is not raised again for the same facts, only new ones
-                log_event(conn, alert_id(rule.code, person_id), "system", "reopen", before.status, status,
+                status = NEW  # a dismissed or closed alert is not raised again for the same facts, only new ones
+                log_event(conn, alert_id(rule.code, person_id), SYSTEM, Action.REOPEN, before.status, status,
                           "新的事实 / new facts", {"new_facts": fresh})
             values = {"b_id": alert_id(rule.code, person_id), "amount_at_risk_cents": now.amount,
                       "evidence": now.facts_json, "evidence_count": now.count, "last_changed": as_of,
                       "village_code": now.village, "rule_version": rule.version, "status": status}
             if status != before.status:
-                values.update(raised_at=datetime.now(), level="village", escalated_at=None)
+                values.update(raised_at=datetime.now(), level=FIRST_LEVEL, escalated_at=None)
             changed.append(values)
     for columns in {tuple(sorted(v)) for v in changed}:
         batch = [v for v in changed if tuple(sorted(v)) == columns]

@@ -349,7 +349,7 @@ def allowed_actions(u: User, status: str, snoozed: bool = False) -> list[str]:
     alert snoozed now is not offered another snooze."""
     if u.read_only:
         return []
-    acts = [name for name, (starts, _) in workflow.TRANSITIONS.items() if status in starts]
+    acts: list[str] = [name for name, (starts, _) in workflow.TRANSITIONS.items() if status in starts]
     if status == "confirmed":
         acts.insert(0, "recover")
     if status in workflow.OPEN and not snoozed:
@@ -377,7 +377,7 @@ def _quality_area(conn: Connection, u: User, c: list[ColumnElement[bool]]) -> li
         return c
     rows = conn.execute(select(quality_issue.c.id, quality_issue.c.source, quality_issue.c.record_key,
                                quality_issue.c.raw).where(*c)).all()
-    area = u.region_code[:workflow.SCOPE_DIGITS[u.role]]
+    area = u.area
     villages = quality.villages_of(conn, [(r.source, r.record_key, r.raw) for r in rows])
     ids = [r.id for r, village in zip(rows, villages, strict=True) if village and village.startswith(area)]
     return [*c, quality_issue.c.id.in_(ids)]
