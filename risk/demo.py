@@ -98,8 +98,8 @@ def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
     from risk.alerts.export import yuan
     from risk.db import gateway
     from risk.db.tables import alert, region
-    from risk.detection.registry import BY_CODE
-    from risk.domain import RuleCode, Status
+    from risk.detection import registry
+    from risk.domain import Status
 
     live = alert.c.status != Status.WITHDRAWN
     with gateway.transaction(settings.database_url) as conn:
@@ -113,8 +113,7 @@ def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
     say("④ 预警 / alerts")
     say(f"   {'规则 rule':<34}{'预警 alerts':>12}{'涉及金额 at risk (¥)':>22}")
     for rule, n, cents in by_rule:
-        r = BY_CODE.get(rule)
-        label = f"{r.title_zh} {rule}" if r else ("行为异常 anomaly" if rule == RuleCode.ANOMALY else rule)
+        label = f"{registry.title(rule, 'zh')} {rule}" if rule in registry.ENTRY else rule
         say(f"   {label:<32}{n:>12,}{yuan(cents or 0):>22}")
     total_n = sum(n for _, n, _ in by_rule)
     total = sum(c or 0 for _, _, c in by_rule)

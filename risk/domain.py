@@ -55,8 +55,8 @@ class Severity(StrEnum):
 
 
 class RuleCode(StrEnum):
-    """Every kind of alert: the rules of law (one SQL file each, risk.detection.registry) and `anomaly`
-    (behaviour scoring)."""
+    """Every kind of alert: the rules of law (one SQL file each) and `anomaly` (behaviour scoring). Each has
+    exactly one entry in risk.detection.registry, which refuses to load otherwise."""
     DECEASED_PAYMENT = "deceased_payment"
     CARD_AFTER_DEATH = "card_after_death"
     INCARCERATED_PAYMENT = "incarcerated_payment"

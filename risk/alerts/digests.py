@@ -43,8 +43,8 @@ from risk.accounts import DEFAULT_LANGUAGE, languages_of
 from risk.alerts.export import yuan
 from risk.alerts.lifecycle import User
 from risk.db.tables import alert, notification, recipient, supervisor
-from risk.detection.registry import BY_CODE
-from risk.domain import Channel, DeliveryStatus, Role, RuleCode, Status
+from risk.detection import registry
+from risk.domain import Channel, DeliveryStatus, Role, Status
 from risk.identity.numbers import mask_id, mask_name
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,6 @@ WORDS = {
         "largest": "金额最大的几条：",
         "item": "- {title}：{person} {name}，¥{amount}，{link}",
         "all": "全部预警请登录查看：{link}",
-        "anomaly": "行为异常",
     },
     "en": {
         "subject": "Fund-risk alerts: {n} to handle",
@@ -89,16 +88,8 @@ WORDS = {
         "largest": "The largest:",
         "item": "- {title}: {person} {name}, ¥{amount}, {link}",
         "all": "All your alerts: {link}",
-        "anomaly": "Unusual behaviour",
     },
 }
-
-
-def _title(rule_code: str, lang: str) -> str:
-    rule = BY_CODE.get(rule_code)
-    if rule:
-        return rule.title_zh if lang == "zh" else rule.title_en
-    return WORDS[lang]["anomaly"] if rule_code == RuleCode.ANOMALY else rule_code
 
 
 def build(conn: Connection, base_url: str = "") -> list[Digest]:
@@ -146,7 +137,7 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
         total = sum(r.amount_at_risk_cents for r in rows)
         lines = [w["hello"].format(user_id=u.user_id), "",  # by login name: no person's name in a message
                  w["summary"].format(n=len(rows), escalated=n_escalated, total=yuan(total)), "", w["largest"]]
-        lines += [w["item"].format(title=_title(r.rule, lang), person=mask_id(r.person_id),
+        lines += [w["item"].format(title=registry.title(r.rule, lang), person=mask_id(r.person_id),
                                    name=mask_name(names.get(r.person_id, "")), amount=yuan(r.amount_at_risk_cents),
                                    link=f"{base}/alerts/{r.alert_id}") for r in rows[:TOP]]
         lines += ["", w["all"].format(link=f"{base}/alerts")]

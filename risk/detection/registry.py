@@ -1,4 +1,8 @@
-"""The rules of law (contract §4): each is `sql/rules/<code>.sql` plus this registration.
+"""Every kind of alert (contract §4), one entry each: the rules of law, each `sql/rules/<code>.sql` plus its
+entry here, and `anomaly`, raised by behaviour scoring (risk.scoring.nightly), not by SQL. An entry gives the
+code, version, severity, score, titles and the plain explanation of what to check; a new kind of alert is
+added here (its code in risk.domain.RuleCode, which must match these entries exactly, and a migration that
+lets `alert.rule` hold it). Detection runs `RULES`, the entries with SQL.
 
 A rule's SQL returns one row per fact behind an alert: person_id, fact (table), fact_id, flagged (1 for a
 fact the rule flags, 0 for context such as the death record), at_risk_cents, delivery_day, source_file,
@@ -28,7 +32,7 @@ class Rule:
     code: RuleCode
     version: int
     severity: Severity
-    score: float  # rule confidence, higher is riskier
+    score: float  # rule confidence, higher is riskier (a scoring entry's alerts carry the person's own score)
     title_zh: str
     title_en: str
     explain_zh: str
@@ -36,22 +40,34 @@ class Rule:
     # whether a person's alert depends on that person's facts only (detection split by county then reads
     # only the county's facts); shared_account compares people with each other
     per_person: bool = True
+    # raised by behaviour scoring (risk.scoring.nightly), not by a SQL file: detection never runs it
+    by_scoring: bool = False
+
+    def title(self, lang: str) -> str:
+        return self.title_en if lang == "en" else self.title_zh
 
     @property
     def path(self):
+        self._needs_sql()
         return RULES_DIR / f"{self.code}.sql"
 
     def sql(self, dialect: str) -> str:
+        self._needs_sql()
         return _render(RULES_DIR, self.code, dialect)
+
+    def _needs_sql(self) -> None:
+        if self.by_scoring:
+            raise ValueError(f"{self.code} is raised by behaviour scoring: it has no SQL")
 
     def touched_sql(self, dialect: str) -> str:
         """The people whose alert of this rule the night's new and removed facts can change (a superset):
         sql/touched/<code>.sql, reading the night's facts from new_payment, new_card_event, new_death,
         new_incarceration, new_certification and removed (see risk.detection.scope)."""
+        self._needs_sql()
         return _render(TOUCHED_DIR, self.code, dialect)
 
 
-RULES: tuple[Rule, ...] = (
+ENTRIES: tuple[Rule, ...] = (
     Rule(RuleCode.DECEASED_PAYMENT, 1, Severity.HIGH, 1.0, "死亡后仍发放待遇", "Benefit paid after death",
          "此人有死亡登记，但死亡当月之后的月份仍有按月待遇发放。请核实此人是否确已死亡、由谁在领取，并停发、追回。",
          "A death is registered, yet a monthly benefit was paid for months after the month of death. Check that "
@@ -85,8 +101,32 @@ RULES: tuple[Rule, ...] = (
          "此人最近一次待遇资格认证已超过12个月，仍在发放待遇。请上门或通知本人完成认证。",
          "The person's last eligibility certification is more than 12 months old, yet benefits are still paid. "
          "Visit the person or ask them to certify."),
+    Rule(RuleCode.ANOMALY, 1, Severity.MEDIUM, 0.0, "行为异常", "Unusual behaviour",
+         "此人近期的社保卡使用和待遇领取情况与全市其他人相比非常少见（行为评分排在全市前列）。请按预警所列的原因逐条核实，"
+         "看是否有他人冒用社保卡或代领待遇。",
+         "The person's recent card use and benefit payments are among the most unusual in the city (the "
+         "behaviour score ranks them near the top). Check each reason the alert lists: is someone else using the "
+         "card or collecting the benefits?", by_scoring=True),
 )
+RULES = tuple(e for e in ENTRIES if not e.by_scoring)  # the rules of law: what detection runs
 BY_CODE: dict[str, Rule] = {r.code: r for r in RULES}
+ENTRY: dict[str, Rule] = {e.code: e for e in ENTRIES}  # every kind of alert, anomaly too
+ANOMALY = ENTRY[RuleCode.ANOMALY]
+if set(ENTRY) != set(RuleCode) or len(ENTRY) != len(ENTRIES):
+    raise RuntimeError(f"risk.domain.RuleCode and the registry's entries must name the same codes once each: "
+                       f"{sorted(set(RuleCode) ^ set(ENTRY))}")
+
+
+def title(code: str, lang: str) -> str:
+    """The title of an alert of `code` in `lang` (zh unless en); an unknown code is its own title."""
+    entry = ENTRY.get(code)
+    return entry.title(lang) if entry else code
+
+
+def listed() -> list[str]:
+    """Every code in the order lists of alert kinds show them: the rules of law alphabetically, then the
+    scoring entries."""
+    return sorted(BY_CODE) + [e.code for e in ENTRIES if e.by_scoring]
 
 
 # ---------------------------------------------------------------- dialect macros

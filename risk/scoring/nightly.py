@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from risk.db.gateway import in_code_point_order, insert_frame
 from risk.db.tables import alert, recipient, score, score_night, score_part
+from risk.detection.registry import ANOMALY
 from risk.detection.run import alert_id
 from risk.scoring.catalogue import CATALOGUE, describe
 from risk.scoring.features import compute_features, part_members
@@ -25,7 +26,6 @@ from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ANOMALY = "anomaly"
 DEFAULT_BUDGET = 0.005  # the top 0.5% of scored people get an alert
 ROWS_AT_ONCE = 100_000  # people per write into score_part: the JSON of a million never sits in memory at once
 
@@ -146,7 +146,7 @@ def _anomaly_alerts(conn: Connection, top: list[tuple[str, float, int, list[dict
                     people_scored: int, version: str, as_of: date) -> int:
     """One `anomaly` alert per person among tonight's most unusual (person, score, rank, reasons, feature
     values); an open one is left as it is (its explanation was frozen when it was raised)."""
-    already = set(conn.execute(select(alert.c.person_id).where(alert.c.rule == ANOMALY)).scalars())
+    already = set(conn.execute(select(alert.c.person_id).where(alert.c.rule == ANOMALY.code)).scalars())
     wanted = [t for t in top if t[0] not in already]
     if not wanted:
         return 0
@@ -169,8 +169,9 @@ def _anomaly_alerts(conn: Connection, top: list[tuple[str, float, int, list[dict
                      "value": float(value), "detail": f"{as_of.isoformat()} window",
                      "file": None, "line": None, "delivery_day": as_of.isoformat()} for name, value in values.items()]
         rows.append({
-            "alert_id": alert_id(ANOMALY, person), "rule": ANOMALY, "rule_version": 1, "person_id": person,
-            "village_code": villages.get(person), "severity": "medium", "score": float(person_score),
+            "alert_id": alert_id(ANOMALY.code, person), "rule": ANOMALY.code.value, "rule_version": ANOMALY.version,
+            "person_id": person, "village_code": villages.get(person), "severity": ANOMALY.severity.value,
+            "score": float(person_score),
             "amount_at_risk_cents": 0, "first_seen": as_of.isoformat(), "last_changed": as_of.isoformat(),
             "status": "new", "evidence": json.dumps(evidence, ensure_ascii=False, separators=(",", ":")),
             "evidence_count": len(evidence), "explanation": json.dumps(explanation, ensure_ascii=False),

@@ -1,8 +1,12 @@
-"""The system's words (risk.domain): the strings the warehouse holds, and the region hierarchy."""
+"""The system's words (risk.domain): the strings the warehouse holds, the region hierarchy, and the registry of
+alert kinds."""
 from __future__ import annotations
 
+import pytest
+
 from risk import domain
-from risk.domain import ESCALATION, Action, Level, Role, Status
+from risk.detection import registry
+from risk.domain import ESCALATION, Action, Level, Role, RuleCode, Status
 
 # ---------------------------------------------------------------- the region hierarchy
 
@@ -30,3 +34,22 @@ def test_words_are_the_strings_the_warehouse_holds():
     assert Status.NEW == "new" and f"{Status.WITHDRAWN}" == "withdrawn" and str(Action.VIEW_UNMASKED) == "view_unmasked"
     assert domain.values(Level) == ("city", "county", "township", "village")
     assert ESCALATION == ("village", "township", "county") and domain.OPEN == ("new", "acknowledged", "investigating")
+
+
+# ---------------------------------------------------------------- the registry of alert kinds
+
+
+def test_every_rule_code_has_one_registry_entry_and_detection_runs_the_sql_ones():
+    assert [e.code for e in registry.ENTRIES] == list(RuleCode)
+    assert registry.ANOMALY.by_scoring and registry.ANOMALY not in registry.RULES
+    assert all(not r.by_scoring and r.path.is_file() for r in registry.RULES)
+    assert set(registry.BY_CODE) == set(RuleCode) - {RuleCode.ANOMALY}
+    with pytest.raises(ValueError, match="behaviour scoring"):
+        registry.ANOMALY.sql("sqlite")
+    assert registry.listed() == [*sorted(registry.BY_CODE), "anomaly"]
+
+
+def test_every_alert_has_its_title_from_the_registry():
+    assert registry.title("anomaly", "zh") == "行为异常" and registry.title("anomaly", "en") == "Unusual behaviour"
+    assert registry.title("deceased_payment", "en") == "Benefit paid after death"
+    assert registry.title("no_such_rule", "zh") == "no_such_rule"
