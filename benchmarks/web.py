@@ -43,7 +43,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import func, select
 
-from risk import accounts
+from risk import accounts, domain
 from risk.alerts import lifecycle as workflow
 from risk.db import gateway
 from risk.db.tables import alert, recipient, supervisor
@@ -89,7 +89,7 @@ def subjects(url: str, same_as: list[Subject] | None = None) -> list[Subject]:
                                              .where(alert.c.status != "withdrawn").group_by(alert.c.village_code)
                                              ).all()))
         for role in LEVELS:
-            digits = workflow.SCOPE_DIGITS[role]
+            digits = domain.area_digits(role)
             counts: Counter[str] = Counter()
             for code, n in villages.items():
                 counts[(code or "")[:digits]] += n

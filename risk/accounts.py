@@ -16,10 +16,11 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from risk.alerts.lifecycle import User
 from risk.db.tables import account, login_attempt, supervisor, web_session
+from risk.domain import Language
 from risk.errors import InputError, LoginRefused
 
-LANGUAGES = {"zh": "中文", "en": "English"}
-DEFAULT_LANGUAGE = "zh"
+LANGUAGES = {Language.ZH: "中文", Language.EN: "English"}
+DEFAULT_LANGUAGE = Language.ZH
 MIN_PASSWORD = 10
 LOCK_AFTER = 5  # failed attempts for one login name …
 LOCK_CLIENT_AFTER = 20  # … or from one address …

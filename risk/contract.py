@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from risk.domain import Level, Role, values
+
 
 class Kind(StrEnum):
     APPEND = "append"  # facts: the earliest delivery of a key stands
@@ -86,8 +88,8 @@ BENEFIT_TYPES = RECURRING + LUMP_SUMS
 EVENT_TYPES = ("medical", "pharmacy", "withdrawal", "certification", "transit", "other")
 DEATH_SOURCES = ("public_security", "health", "civil_affairs")
 SENTENCE_TYPES = ("custodial", "probation", "surveillance", "parole", "outside_prison", "pretrial")
-LEVELS = ("city", "county", "township", "village")
-ROLES = ("village", "township", "county", "city", "auditor")
+LEVELS = values(Level)  # top down
+ROLES = values(Role)
 
 REGIONS = Source(
     "regions", Kind.UPSERT, "code",

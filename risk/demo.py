@@ -68,17 +68,19 @@ def demo_accounts(settings: Settings, path: Path) -> Path:
 
     from sqlalchemy import func, select
 
-    from risk import accounts
+    from risk import accounts, domain
     from risk.db import gateway
     from risk.db.tables import alert, supervisor
+    from risk.domain import Role, Status
 
     with gateway.transaction(settings.database_url) as conn:
-        village = conn.execute(select(alert.c.village_code).where(alert.c.status == "new")
+        village = conn.execute(select(alert.c.village_code).where(alert.c.status == Status.NEW)
                                .group_by(alert.c.village_code)
                                .order_by(func.count().desc(), alert.c.village_code)).scalar() or ""
         staff = conn.execute(select(supervisor).order_by(supervisor.c.user_id)).all()
         chosen = []
-        for role, n in (("village", 12), ("township", 9), ("county", 6), ("city", 4), ("auditor", 4)):
+        for role in Role:
+            n = domain.area_digits(role)
             user = next((s for s in staff if s.role == role and s.region_code[:n] == village[:n]), None)
             if user is not None:
                 password = secrets.token_urlsafe(9)
@@ -96,9 +98,10 @@ def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
     from risk.alerts.export import yuan
     from risk.db import gateway
     from risk.db.tables import alert, region
-    from risk.detection.registry import BY_CODE
+    from risk.detection import registry
+    from risk.domain import Status
 
-    live = alert.c.status != "withdrawn"
+    live = alert.c.status != Status.WITHDRAWN
     with gateway.transaction(settings.database_url) as conn:
         by_rule = conn.execute(select(alert.c.rule, func.count(), func.sum(alert.c.amount_at_risk_cents))
                                .where(live).group_by(alert.c.rule).order_by(alert.c.rule)).all()
@@ -110,8 +113,7 @@ def _alerts_summary(settings: Settings, say: Callable[[str], None]) -> None:
     say("④ 预警 / alerts")
     say(f"   {'规则 rule':<34}{'预警 alerts':>12}{'涉及金额 at risk (¥)':>22}")
     for rule, n, cents in by_rule:
-        r = BY_CODE.get(rule)
-        label = f"{r.title_zh} {rule}" if r else ("行为异常 anomaly" if rule == "anomaly" else rule)
+        label = f"{registry.title(rule, 'zh')} {rule}" if rule in registry.ENTRY else rule
         say(f"   {label:<32}{n:>12,}{yuan(cents or 0):>22}")
     total_n = sum(n for _, n, _ in by_rule)
     total = sum(c or 0 for _, _, c in by_rule)

@@ -13,17 +13,15 @@ from risk.alerts import lifecycle as workflow
 from risk.alerts.export import yuan
 from risk.alerts.lifecycle import User
 from risk.db.tables import recipient, recovery, region
+from risk.detection import registry
 from risk.detection.registry import BY_CODE
 from risk.identity.numbers import mask_id, mask_name
 from risk.privacy import redact
 
-UNUSUAL = ("行为异常", "Unusual behaviour")  # an anomaly alert's title: the behaviour model's, no rule's
-
 
 def titles(rule: str) -> tuple[str, str]:
     """An alert's title (Chinese, English): its rule's, or the behaviour model's for an anomaly."""
-    entry = BY_CODE.get(rule)
-    return (entry.title_zh, entry.title_en) if entry else UNUSUAL
+    return registry.title(rule, "zh"), registry.title(rule, "en")
 
 
 def case(conn: Connection, u: User, alert_id: str, unmasked: bool = False, today: date | None = None) -> dict:

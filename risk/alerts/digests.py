@@ -38,17 +38,20 @@ from pathlib import Path
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from risk import domain
 from risk.accounts import DEFAULT_LANGUAGE, languages_of
 from risk.alerts.export import yuan
-from risk.alerts.lifecycle import SCOPE_DIGITS, User
+from risk.alerts.lifecycle import User
 from risk.db.tables import alert, notification, recipient, supervisor
-from risk.detection.registry import BY_CODE
+from risk.detection import registry
+from risk.domain import Channel, DeliveryStatus, Role, Status
 from risk.identity.numbers import mask_id, mask_name
 from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 TOP = 5
-TOLD = ("due", "sending", "sent")  # a delivery in these states tells its alerts: no later digest repeats them
+# a delivery in these states tells its alerts: no later digest repeats them
+TOLD = (DeliveryStatus.DUE, DeliveryStatus.SENDING, DeliveryStatus.SENT)
 SENDING_LEASE = timedelta(minutes=15)  # far longer than one delivery takes (attempts, backoff, timeouts)
 
 
@@ -78,7 +81,6 @@ WORDS = {
         "largest": "金额最大的几条：",
         "item": "- {title}：{person} {name}，¥{amount}，{link}",
         "all": "全部预警请登录查看：{link}",
-        "anomaly": "行为异常",
     },
     "en": {
         "subject": "Fund-risk alerts: {n} to handle",
@@ -87,16 +89,8 @@ WORDS = {
         "largest": "The largest:",
         "item": "- {title}: {person} {name}, ¥{amount}, {link}",
         "all": "All your alerts: {link}",
-        "anomaly": "Unusual behaviour",
     },
 }
-
-
-def _title(rule_code: str, lang: str) -> str:
-    rule = BY_CODE.get(rule_code)
-    if rule:
-        return rule.title_zh if lang == "zh" else rule.title_en
-    return WORDS[lang]["anomaly"] if rule_code == "anomaly" else rule_code
 
 
 def build(conn: Connection, base_url: str = "") -> list[Digest]:
@@ -106,19 +100,19 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
 
     A few queries whatever the number of supervisors: the last deliveries, the alerts still new since the
     earliest of them (each sorted once, largest amount first), and the names of the people the digests
-    name; each supervisor's alerts are those whose village lies in their area (`SCOPE_DIGITS`)."""
+    name; each supervisor's alerts are those whose village lies in their area (`User.area`)."""
     base = base_url.rstrip("/")
     chosen = languages_of(conn)
     last_sent = _last_sent(conn)
     users = [(User(s.user_id, s.name, s.role, s.region_code), s.email, s.notify_url) for s in conn.execute(
-        select(supervisor).where(supervisor.c.role != "auditor").order_by(supervisor.c.user_id))]
+        select(supervisor).where(supervisor.c.role != Role.AUDITOR).order_by(supervisor.c.user_id))]
     if not users:
         return []
     earliest = min(last_sent.get(u.user_id, datetime.min) for u, _, _ in users)
-    pending = sorted(conn.execute(select(alert).where(alert.c.status == "new", or_(
+    pending = sorted(conn.execute(select(alert).where(alert.c.status == Status.NEW, or_(
         alert.c.raised_at > earliest, alert.c.escalated_at > earliest))), key=lambda r: (-r.amount_at_risk_cents, r.alert_id))
-    in_area: dict[tuple[int, str], list] = defaultdict(list)  # (digits, area code) → its alerts, in order
-    for digits in {SCOPE_DIGITS[u.role] for u, _, _ in users}:
+    in_area: dict[tuple[int, str], list] = defaultdict(list)  # (digits, area) → its alerts, in order
+    for digits in {domain.area_digits(u.role) for u, _, _ in users}:
         for r in pending:
             if r.village_code:
                 in_area[(digits, r.village_code[:digits])].append(r)
@@ -126,8 +120,7 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
     due = []
     for u, email, notify_url in users:
         since = last_sent.get(u.user_id) or datetime.min
-        digits = SCOPE_DIGITS[u.role]
-        rows = [r for r in in_area.get((digits, u.region_code[:digits]), ())
+        rows = [r for r in in_area.get((domain.area_digits(u.role), u.area), ())
                 if r.raised_at > since or (r.escalated_at is not None and r.escalated_at > since and r.level == u.role)]
         if rows:
             due.append((u, email, notify_url, since, rows))
@@ -145,7 +138,7 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
         total = sum(r.amount_at_risk_cents for r in rows)
         lines = [w["hello"].format(user_id=u.user_id), "",  # by login name: no person's name in a message
                  w["summary"].format(n=len(rows), escalated=n_escalated, total=yuan(total)), "", w["largest"]]
-        lines += [w["item"].format(title=_title(r.rule, lang), person=mask_id(r.person_id),
+        lines += [w["item"].format(title=registry.title(r.rule, lang), person=mask_id(r.person_id),
                                    name=mask_name(names.get(r.person_id, "")), amount=yuan(r.amount_at_risk_cents),
                                    link=f"{base}/alerts/{r.alert_id}") for r in rows[:TOP]]
         lines += ["", w["all"].format(link=f"{base}/alerts")]
@@ -190,16 +183,16 @@ def record(conn: Connection, digests: list[Digest], outbox: Path | None = None,
     rows, nowhere = [], 0
     for d in digests:
         if outbox is not None:
-            channels = ["outbox"]
+            channels = [Channel.OUTBOX]
         else:
-            channels = (["email"] if d.email and smtp else []) + (["url"] if d.notify_url else [])
+            channels = ([Channel.EMAIL] if d.email and smtp else []) + ([Channel.URL] if d.notify_url else [])
         row = {"user_id": d.user.user_id, "created_at": now, "attempts": 0, "alerts": d.alerts,
                "subject": d.subject, "body": d.body}
         if not channels:
             nowhere += 1
-            rows.append({**row, "channel": "none", "status": "failed", "sent_at": now,
+            rows.append({**row, "channel": Channel.NONE, "status": DeliveryStatus.FAILED, "sent_at": now,
                          "error": "没有邮箱或通知地址 / no email or notify_url to send to"})
-        rows += [{**row, "channel": kind, "status": "due", "sent_at": None, "error": None} for kind in channels]
+        rows += [{**row, "channel": kind, "status": DeliveryStatus.DUE, "sent_at": None, "error": None} for kind in channels]
     if rows:
         conn.execute(notification.insert(), rows)
     return nowhere
@@ -244,7 +237,7 @@ def _mark(conn: Connection, me: str, delivery: int, ok: bool, tries: int, error:
     """Mark a delivery `me` made sent or failed (unless another sender took it over meanwhile)."""
     marked = conn.execute(update(notification).where(
         notification.c.id == delivery, notification.c.claimed_by == me).values(
-        status="sent" if ok else "failed", sent_at=datetime.now(), attempts=tries, error=error,
+        status=DeliveryStatus.SENT if ok else DeliveryStatus.FAILED, sent_at=datetime.now(), attempts=tries, error=error,
         claimed_by=None)).rowcount
     if not marked:
         log.warning("摘要 %d 已被另一发送者接手 / delivery %d was taken over by another sender", delivery, delivery)
@@ -254,12 +247,13 @@ def _take(conn: Connection, me: str):
     """The oldest due delivery, now `sending` by `me`, with the supervisor's email and notify_url; None when
     nothing is due. A row another sender took first is passed over."""
     while True:
-        row = conn.execute(select(notification).where(notification.c.status == "due")
+        row = conn.execute(select(notification).where(notification.c.status == DeliveryStatus.DUE)
                            .order_by(notification.c.id).limit(1)).first()
         if row is None:
             return None
-        took = conn.execute(update(notification).where(notification.c.id == row.id, notification.c.status == "due")
-                            .values(status="sending", started_at=datetime.now(), claimed_by=me)).rowcount
+        took = conn.execute(update(notification).where(notification.c.id == row.id,
+                                                       notification.c.status == DeliveryStatus.DUE)
+                            .values(status=DeliveryStatus.SENDING, started_at=datetime.now(), claimed_by=me)).rowcount
         if took:
             found = conn.execute(select(supervisor.c.email, supervisor.c.notify_url)
                                  .where(supervisor.c.user_id == row.user_id)).first()
@@ -270,18 +264,18 @@ def _make(row, email: str | None, notify_url: str | None, smtp: str, outbox: Pat
           backoff: float) -> tuple[bool, int, str | None]:
     """Make one delivery: (delivered, attempts, error)."""
     body = row.body or ""
-    if row.channel == "outbox":
+    if row.channel == Channel.OUTBOX:
         if outbox is None:
             return False, 0, "没有发件箱文件夹 / no outbox folder to write to"
         outbox.mkdir(parents=True, exist_ok=True)
         (outbox / f"{row.user_id}.txt").write_text(f"{row.subject}\n\n{body}", encoding="utf-8")
         return True, 1, None
-    if row.channel == "email":
+    if row.channel == Channel.EMAIL:
         if not (smtp and email):
             return False, 0, "没有邮件服务器或邮箱 / RISK_SMTP_URL or the supervisor's email is not set"
         joiner = "&" if "?" in smtp else "?"
         return _send(f"{smtp}{joiner}to={email}", row.subject, body, attempts, backoff)
-    if row.channel == "url" and notify_url:
+    if row.channel == Channel.URL and notify_url:
         return _send(notify_url, row.subject, body, attempts, backoff)
     return False, 0, "没有通知地址 / no notify_url to send to"
 
@@ -317,12 +311,13 @@ def _resume(database_url: str) -> int:
     with gateway.transaction(database_url) as conn:
         left = [r for r in conn.execute(select(notification.c.id, notification.c.user_id, notification.c.channel,
                                                notification.c.claimed_by, notification.c.started_at)
-                                        .where(notification.c.status == "sending"))
+                                        .where(notification.c.status == DeliveryStatus.SENDING))
                 if _stopped(r.claimed_by, r.started_at)]
         for r in left:
-            conn.execute(update(notification).where(notification.c.id == r.id, notification.c.status == "sending",
+            conn.execute(update(notification).where(notification.c.id == r.id,
+                                                    notification.c.status == DeliveryStatus.SENDING,
                                                     notification.c.claimed_by.is_not_distinct_from(r.claimed_by))
-                         .values(status="due", claimed_by=None))
+                         .values(status=DeliveryStatus.DUE, claimed_by=None))
             log.warning("摘要发送中断，将重发（可能重复一次）/ a run stopped while sending the digest for %s "
                         "through %s: it is sent again (it may arrive twice)", r.user_id, r.channel)
     return len(left)

@@ -25,13 +25,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from risk import domain
 from risk.alerts.export import yuan
 from risk.db.tables import alert, alert_event, recovery, supervisor
+from risk.domain import ESCALATION, OPEN, Action, Method, Role, Status, begins_with
 from risk.errors import NotAllowed
 from risk.orchestration.runs import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
 
-OPEN = ("new", "acknowledged", "investigating")
 DISMISS_REASONS = {
     "lawful": "情形合法（属于法定例外）/ lawful: a legal exception applies",
     "data_error": "数据有误（源数据错误）/ the source data is wrong",
@@ -39,33 +40,39 @@ DISMISS_REASONS = {
     "not_found": "核实无此情况 / checked: nothing wrong found",
     "other": "其他（见说明）/ other (see comment)",
 }
-RECOVERY_METHODS = ("bank_return", "deduction", "repayment", "court", "other")
+RECOVERY_METHODS = tuple(Method)
 MAX_SNOOZE_DAYS = 180
 
 # action -> (statuses it may start from, status it leaves)
-TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "acknowledge": (("new",), "acknowledged"),
-    "investigate": (("acknowledged",), "investigating"),
-    "confirm": (("investigating",), "confirmed"),
-    "dismiss": (("acknowledged", "investigating"), "dismissed"),
-    "close": (("confirmed",), "closed"),
+TRANSITIONS: dict[Action, tuple[tuple[Status, ...], Status]] = {
+    Action.ACKNOWLEDGE: ((Status.NEW,), Status.ACKNOWLEDGED),
+    Action.INVESTIGATE: ((Status.ACKNOWLEDGED,), Status.INVESTIGATING),
+    Action.CONFIRM: ((Status.INVESTIGATING,), Status.CONFIRMED),
+    Action.DISMISS: ((Status.ACKNOWLEDGED, Status.INVESTIGATING), Status.DISMISSED),
+    Action.CLOSE: ((Status.CONFIRMED,), Status.CLOSED),
 }
-ACTION_WORDS = {"acknowledge": ("接收", "acknowledged"), "investigate": ("开始核查", "investigated"),
-                "confirm": ("确认", "confirmed"), "dismiss": ("排除", "dismissed"), "close": ("结案", "closed")}
-STATUS_ZH = {"new": "新", "acknowledged": "已接收", "investigating": "核查中", "confirmed": "已确认",
-             "dismissed": "已排除", "closed": "已结案", "withdrawn": "已撤销"}
+ACTION_WORDS = {Action.ACKNOWLEDGE: ("接收", "acknowledged"), Action.INVESTIGATE: ("开始核查", "investigated"),
+                Action.CONFIRM: ("确认", "confirmed"), Action.DISMISS: ("排除", "dismissed"),
+                Action.CLOSE: ("结案", "closed")}
+STATUS_ZH = {Status.NEW: "新", Status.ACKNOWLEDGED: "已接收", Status.INVESTIGATING: "核查中",
+             Status.CONFIRMED: "已确认", Status.DISMISSED: "已排除", Status.CLOSED: "已结案", Status.WITHDRAWN: "已撤销"}
 
 
 @dataclass(frozen=True)
 class User:
     user_id: str
     name: str
-    role: str  # village | township | county | city | auditor
+    role: str  # a risk.domain.Role
     region_code: str
 
     @property
     def read_only(self) -> bool:
-        return self.role == "auditor"
+        return self.role == Role.AUDITOR
+
+    @property
+    def area(self) -> str:
+        """The digits every village code in the user's area begins with."""
+        return domain.area_prefix(self.region_code, self.role)
 
 
 def user(conn: Connection, user_id: str) -> User:
@@ -75,21 +82,9 @@ def user(conn: Connection, user_id: str) -> User:
     return User(row.user_id, row.name, row.role, row.region_code)
 
 
-# how many leading digits of a 12-digit region code a role's area shares with the villages in it
-SCOPE_DIGITS = {"village": 12, "township": 9, "county": 6, "city": 4, "auditor": 4}
-
-
 def in_area(code_column: ColumnElement[str], u: User) -> ColumnElement[bool]:
     """`code_column` (a village code) lies in `u`'s area."""
-    return begins_with(code_column, u.region_code[:SCOPE_DIGITS[u.role]])
-
-
-def begins_with(code_column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
-    """The code begins with `prefix`, said as the range of codes that do (codes are digits, compared
-    character by character), which an index on the column finds at once: a village's, a township's or a
-    county's alerts are a few among the city's."""
-    following = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first code past those that begin with prefix
-    return and_(code_column >= prefix, code_column < following)
+    return begins_with(code_column, u.area)
 
 
 def scope(u: User) -> ColumnElement[bool]:
@@ -102,6 +97,9 @@ def visible(conn: Connection, u: User, alert_id: str):
     if row is None:  # the same answer whether it does not exist or is someone else's
         raise NotAllowed(f"找不到预警或无权查看 / no alert {alert_id} in your area")
     return row
+
+
+SYSTEM = "system"  # the audit log's user for what the system does by itself
 
 
 def log_event(conn: Connection, alert_id: str, user_id: str, action: str, before: str | None,
@@ -122,18 +120,19 @@ def act(conn: Connection, user_id: str, alert_id: str, action: str, comment: str
     row = visible(conn, u, alert_id)
     if action not in TRANSITIONS:
         raise NotAllowed(f"没有这个操作 / no such action: {action}")
-    allowed_from, to = TRANSITIONS[action]
+    move = Action(action)
+    allowed_from, to = TRANSITIONS[move]
     if row.status not in allowed_from:
         starts = "、".join(STATUS_ZH.get(s, s) for s in allowed_from)
-        zh, en = ACTION_WORDS[action]
+        zh, en = ACTION_WORDS[move]
         raise NotAllowed(f"预警当前为「{STATUS_ZH.get(row.status, row.status)}」，只有「{starts}」的预警可以{zh} / "
                          f"the alert is {row.status}; only {', '.join(allowed_from)} alerts can be {en}")
-    if action in ("confirm", "dismiss") and not (comment or "").strip():
+    if action in (Action.CONFIRM, Action.DISMISS) and not (comment or "").strip():
         raise NotAllowed("确认或排除须填写说明 / confirming or dismissing needs a comment")
-    if action == "dismiss" and reason not in DISMISS_REASONS:
+    if action == Action.DISMISS and reason not in DISMISS_REASONS:
         raise NotAllowed(f"排除须选择原因 / dismissing needs a reason: {', '.join(DISMISS_REASONS)}")
     details: dict = {"reason": reason} if reason else {}
-    if action == "close":
+    if action == Action.CLOSE:
         left = _balance(conn, row)
         if left.remaining_cents > 0:
             if not unrecovered_ok:
@@ -205,7 +204,7 @@ def _may_enter_money(conn: Connection, user_id: str, alert_id: str):
     row = conn.execute(select(alert).where(and_(alert.c.alert_id == alert_id, scope(u))).with_for_update()).first()
     if row is None:  # the same answer as `visible`
         raise NotAllowed(f"找不到预警或无权查看 / no alert {alert_id} in your area")
-    if row.status != "confirmed":
+    if row.status != Status.CONFIRMED:
         raise NotAllowed(f"只有已确认的预警可以登记追回 / only confirmed alerts take recoveries (this one is {row.status})")
     return u, row
 
@@ -245,7 +244,7 @@ def record_recovery(conn: Connection, user_id: str, alert_id: str, amount: str, 
         why = None  # a reason is kept only where one is needed
     conn.execute(recovery.insert().values(alert_id=alert_id, amount_cents=cents, recovered_on=on, method=method,
                                           reason=why, recorded_by=u.user_id, recorded_at=datetime.now()))
-    log_event(conn, alert_id, u.user_id, "recover", row.status, row.status, comment, details)
+    log_event(conn, alert_id, u.user_id, Action.RECOVER, row.status, row.status, comment, details)
     return after
 
 
@@ -269,7 +268,7 @@ def reverse_recovery(conn: Connection, user_id: str, alert_id: str, entry_id: in
     conn.execute(recovery.insert().values(alert_id=alert_id, amount_cents=-entry.amount_cents, recovered_on=on,
                                           method=entry.method, reverses=entry_id, reason=why, recorded_by=u.user_id,
                                           recorded_at=datetime.now()))
-    log_event(conn, alert_id, u.user_id, "recover", row.status, row.status,
+    log_event(conn, alert_id, u.user_id, Action.RECOVER, row.status, row.status,
               f"冲正第 {entry_id} 笔追回 ¥{amount} / reverses recovery entry {entry_id} (¥{amount})",
               {"amount": yuan(-entry.amount_cents), "recovered_on": on.isoformat(), "method": entry.method,
                "reverses": entry_id, "reason": why})
@@ -318,20 +317,17 @@ def snooze(conn: Connection, user_id: str, alert_id: str, days: int, reason: str
                          "it cannot be snoozed again before then")
     until = (today or date.today()) + timedelta(days=days)
     conn.execute(update(alert).where(alert.c.alert_id == alert_id).values(snoozed_until=until))
-    log_event(conn, alert_id, u.user_id, "snooze", row.status, row.status, reason, {"until": until.isoformat()})
+    log_event(conn, alert_id, u.user_id, Action.SNOOZE, row.status, row.status, reason, {"until": until.isoformat()})
     return until
 
 
 def queue(conn: Connection, user_id: str, include_snoozed: bool = False, today: date | None = None):
     """Exactly the alerts in the user's scope (not withdrawn), snoozed ones left out unless asked."""
     u = user(conn, user_id)
-    q = select(alert).where(and_(scope(u), alert.c.status != "withdrawn"))
+    q = select(alert).where(and_(scope(u), alert.c.status != Status.WITHDRAWN))
     if not include_snoozed:
         q = q.where(or_(alert.c.snoozed_until.is_(None), alert.c.snoozed_until <= (today or date.today())))
     return conn.execute(q.order_by(alert.c.amount_at_risk_cents.desc(), alert.c.alert_id)).all()
-
-
-LEVELS = ("village", "township", "county")  # 三级管理: who must act, one level up at each missed deadline
 
 
 def escalate(conn: Connection, now: datetime | None = None, sla_days: Mapping[str, int] | None = None) -> list[dict]:
@@ -340,16 +336,16 @@ def escalate(conn: Connection, now: datetime | None = None, sla_days: Mapping[st
     now = now or datetime.now()
     sla = {**DEFAULT_SLA_DAYS, **(sla_days or {})}
     moved = []
-    rows = conn.execute(select(alert).where(and_(alert.c.status == "new", alert.c.level != LEVELS[-1]))).all()
+    rows = conn.execute(select(alert).where(and_(alert.c.status == Status.NEW, alert.c.level != ESCALATION[-1]))).all()
     for a in rows:
         if a.snoozed_until is not None and a.snoozed_until > now.date():
             continue
         since = a.escalated_at or a.raised_at
         if since is None or now - since < timedelta(days=sla.get(a.severity, 7)):
             continue
-        to = LEVELS[LEVELS.index(a.level) + 1] if a.level in LEVELS else LEVELS[1]
+        to = ESCALATION[ESCALATION.index(a.level) + 1] if a.level in ESCALATION else ESCALATION[1]
         conn.execute(update(alert).where(alert.c.alert_id == a.alert_id).values(level=to, escalated_at=now))
-        log_event(conn, a.alert_id, "system", "escalate", a.status, a.status,
+        log_event(conn, a.alert_id, SYSTEM, Action.ESCALATE, a.status, a.status,
                   f"{sla.get(a.severity, 7)}天内无人接收，升级至{to} / not acknowledged within "
                   f"{sla.get(a.severity, 7)} days: moved up to {to}", {"from_level": a.level, "to_level": to})
         moved.append({"alert_id": a.alert_id, "from": a.level, "to": to, "village_code": a.village_code})

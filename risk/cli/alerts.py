@@ -21,6 +21,7 @@ from risk.cli.common import (
     warehouse,
     write,
 )
+from risk.domain import Status
 
 app = typer.Typer(help="预警 / alerts", no_args_is_help=True)
 
@@ -112,7 +113,7 @@ def _act(alert_id: str, user: str, action: str, comment: str | None, reason: str
     with warehouse(db) as conn:
         to = workflow.act(conn, user, alert_id, action, comment=comment, reason=reason)
         left = workflow.balance(conn, user, alert_id) if to == "closed" else None
-    say(f"{alert_id}: {workflow.STATUS_ZH.get(to, to)} ({to})")
+    say(f"{alert_id}: {workflow.STATUS_ZH.get(Status(to), to)} ({to})")
     if left is not None and left.remaining_cents > 0:  # closed with money not recovered: said, and in the audit log
         say(f"注意 / note: {left.unrecovered_words()}")
     return 0

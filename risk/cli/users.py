@@ -7,6 +7,7 @@ import typer
 
 from risk.cli import display
 from risk.cli.common import Db, Out, csv_text, read_password, say, warehouse, write
+from risk.domain import Language
 
 app = typer.Typer(help="监督人员账户 / supervisors' accounts", no_args_is_help=True)
 
@@ -39,7 +40,7 @@ def set_language(
 
     with warehouse(db) as conn:
         accounts.set_language(conn, user_id, language)
-    say(f"{user_id}: {accounts.LANGUAGES[language]}")
+    say(f"{user_id}: {accounts.LANGUAGES[Language(language)]}")
     return 0
 
 

@@ -6,7 +6,7 @@ PostgreSQL, the read-only roles that may use them.
   row-level security, not to the owner's.
 - Roles (PostgreSQL only): two NOLOGIN group roles. `risk_auditor` reads every row; `risk_supervisor`
   members read only the rows of their area: alerts whose village code starts with their region prefix
-  (12 digits village, 9 township, 6 county, 4 city, as `workflow.scope`), and the audit log entries and
+  (risk.domain.area_prefix: 12 digits village, 9 township, 6 county, 4 city, as `workflow.scope`), and the audit log entries and
   recoveries of those alerts. Both get SELECT on the views and on the tables the views read, nothing
   else. Each SQL login is a LOGIN role in one group, its region in `sql_user_region`, which only the
   owner writes. The policies name the groups, so the table owner (the app's connection) is not
@@ -24,8 +24,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from risk.alerts.lifecycle import SCOPE_DIGITS
+from risk import domain
 from risk.db.dialect import Dialect
+from risk.domain import Role
 from risk.errors import ConfigError, InputError
 from risk.settings import ROOT
 
@@ -42,7 +43,6 @@ SUPERVISOR_POLICY = "risk_supervisor_reads_area"
 OWN_REGION_POLICY = "risk_supervisor_reads_own_region"
 REGION_TABLE = "sql_user_region"
 BASE_TABLES = ("alert", "alert_event", "recovery", "region")  # what the views read
-PREFIX_LENGTH = SCOPE_DIGITS  # the same areas as the web app and the command line
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 REGION_CODE = re.compile(r"^[0-9]{12}$")
@@ -168,11 +168,11 @@ def add_sql_user(conn: Connection, login: str, role: str, region_code: str, pass
     region. Without a password it can only log in where the server trusts it."""
     _require_roles(conn)
     name = _ident(login)
-    if role not in PREFIX_LENGTH:
-        raise InputError(f"角色须为 / role must be one of {', '.join(PREFIX_LENGTH)}: {role!r}")
+    if role not in tuple(Role):
+        raise InputError(f"角色须为 / role must be one of {', '.join(Role)}: {role!r}")
     level = conn.execute(text("SELECT level FROM region WHERE code = :c"), {"c": region_code}).scalar() \
         if REGION_CODE.match(region_code) else None
-    if level != ("city" if role == "auditor" else role):
+    if level != Role(role).level:
         raise InputError(f"{region_code} 不是{role}级区划 / is not a known {role} region")
     _region_table(conn)
     existing = conn.execute(text("SELECT rolsuper OR rolbypassrls OR rolcreaterole FROM pg_roles "
@@ -180,7 +180,7 @@ def add_sql_user(conn: Connection, login: str, role: str, region_code: str, pass
     ours = conn.execute(text(f"SELECT 1 FROM {REGION_TABLE} WHERE login = :r"), {"r": login}).first()
     if existing is not None and (existing[0] or ours is None):
         raise InputError(f"角色 {login} 已存在且不是本系统的 SQL 用户 / role {login} exists and is not one of ours")
-    group, other = (auditor_group, supervisor_group) if role == "auditor" else (supervisor_group, auditor_group)
+    group, other = (auditor_group, supervisor_group) if role == Role.AUDITOR else (supervisor_group, auditor_group)
     if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :g"), {"g": group}).first():
         raise ConfigError(f"先建立组角色 / grant the group {group} first (grant_auditor, grant_supervisor)")
     if existing is None:
@@ -195,7 +195,7 @@ def add_sql_user(conn: Connection, login: str, role: str, region_code: str, pass
     conn.execute(text(f"INSERT INTO {REGION_TABLE} (login, level, region_code, region_prefix) "
                       "VALUES (:l, :v, :c, :p) ON CONFLICT (login) DO UPDATE SET level = EXCLUDED.level, "
                       "region_code = EXCLUDED.region_code, region_prefix = EXCLUDED.region_prefix"),
-                 {"l": login, "v": role, "c": region_code, "p": region_code[:PREFIX_LENGTH[role]]})
+                 {"l": login, "v": role, "c": region_code, "p": domain.area_prefix(region_code, role)})
 
 
 def drop_sql_user(conn: Connection, login: str) -> None:

@@ -6,6 +6,8 @@ Every fact row keeps its provenance: the delivery day, the file and the 1-based 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -26,12 +28,22 @@ from sqlalchemy import (
     text,
 )
 
+from risk import domain
+
 metadata = MetaData(naming_convention={
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "pk": "pk_%(table_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
 })
+
+
+def one_of(column: str, words: Iterable[str]) -> CheckConstraint:
+    """The column holds one of `words` (or NULL); the constraint is named after the column. Said as
+    comparisons, not `IN (…)`: for a list of more than two values SQLite builds a lookup table each time a
+    statement runs, which an insert of many rows pays for every row (50,000 new alerts took 0.3 s more CPU
+    with three such lists; compared one by one, nothing measurable)."""
+    return CheckConstraint(" OR ".join(f"{column} = '{w}'" for w in words), name=column)
 
 
 def provenance() -> list[Column]:
@@ -76,6 +88,7 @@ supervisor = Table(
     Column("email", String),
     Column("notify_url", String),
     *provenance(),
+    one_of("role", domain.Role),
 )
 
 payment = Table(
@@ -244,6 +257,7 @@ touched_person = Table(
     Column("touch_seq", Integer, primary_key=True),
     Column("rule", String(40), primary_key=True),
     Column("person_id", String(18), primary_key=True),
+    one_of("rule", domain.RuleCode),
 )
 
 # Per part of detection (a county, or "-" for the people who are not recipients) and rule: the touches (up to
@@ -255,6 +269,7 @@ detection_mark = Table(
     Column("rule", String(40), primary_key=True),
     Column("rule_version", Integer, nullable=False),
     Column("touch_seq", Integer, nullable=False),
+    one_of("rule", [*domain.RuleCode, "*"]),
 )
 
 # ---------------------------------------------------------------- alerts
@@ -284,6 +299,9 @@ alert = Table(
     Index("ix_alert_area", "village_code", "status", "level", "snoozed_until", "first_seen", "amount_at_risk_cents",
           "alert_id"),
     CheckConstraint("severity IN ('high', 'medium', 'low')", name="severity"),
+    one_of("status", domain.Status),
+    one_of("level", domain.ESCALATION),
+    one_of("rule", domain.RuleCode),
     CheckConstraint("amount_at_risk_cents >= 0", name="amount_not_negative"),
 )
 
@@ -342,6 +360,9 @@ alert_event = Table(
     Column("to_status", String(16)),
     Column("comment", Text),
     Column("details", Text),  # JSON
+    one_of("action", domain.Action),
+    one_of("from_status", domain.Status),
+    one_of("to_status", domain.Status),
 )
 
 # The recovery ledger, append-only: a recovery is a positive entry; a wrong one is undone by a reversing entry,
@@ -359,6 +380,7 @@ recovery = Table(
     Column("reverses", Integer),
     Column("reason", Text),
     UniqueConstraint("reverses"),
+    one_of("method", domain.Method),
     CheckConstraint("(reverses IS NULL AND amount_cents > 0) OR "
                     "(reverses IS NOT NULL AND amount_cents < 0 AND reason IS NOT NULL)", name="entry_or_reversal"),
 )
@@ -382,6 +404,7 @@ notification = Table(
     Column("body", Text),  # the message as decided (IDs and names masked); NULL before 0015
     Column("error", Text),
     CheckConstraint("status IN ('due', 'sending', 'sent', 'failed')", name="status"),
+    one_of("channel", domain.Channel),
 )
 
 # What a supervisor chose for themselves (the bureau's supervisors.csv does not carry it): the language of
@@ -393,6 +416,7 @@ account = Table(
     Column("language", String(2), nullable=False, server_default="zh"),  # zh | en
     Column("password_hash", Text),
     Column("updated_at", DateTime, nullable=False),
+    one_of("language", domain.Language),
 )
 
 # Every login attempt (never the password): for rate limiting and for the auditors.

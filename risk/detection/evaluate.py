@@ -14,6 +14,7 @@ from sqlalchemy import Connection, select
 
 from risk.db.tables import alert
 from risk.detection.registry import RULES
+from risk.domain import RuleCode, Status
 
 
 @dataclass
@@ -44,8 +45,8 @@ def evaluate(conn: Connection, truth: Path) -> tuple[list[RuleScore], list[str]]
     want = {(r["rule"], r["person_id"]): Decimal(r["amount_at_risk"]) for r in _read(truth / "expected-alerts.csv")}
     got = {(r.rule, r.person_id): Decimal(r.amount_at_risk_cents) / 100
            for r in conn.execute(select(alert.c.rule, alert.c.person_id, alert.c.amount_at_risk_cents)
-                                 .where(alert.c.status != "withdrawn"))
-           if r.rule != "anomaly"}
+                                 .where(alert.c.status != Status.WITHDRAWN))
+           if r.rule != RuleCode.ANOMALY}
     scores = []
     for rule in [r.code for r in RULES]:
         w = {k: v for k, v in want.items() if k[0] == rule}

@@ -17,36 +17,28 @@ whole city does.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, func, select
 
-from risk.alerts.lifecycle import log_event
+from risk.alerts.raising import Found, raise_alerts
 from risk.db.dialect import Dialect
 from risk.db.tables import alert
 from risk.detection import scope as scoping
 from risk.detection import touched
 from risk.detection.registry import EVIDENCE_COLUMNS, RULES, Rule
 from risk.detection.scope import NO_COUNTY, Scope, part_of_alert, parts
+from risk.domain import Status
 
-__all__ = ["NO_COUNTY", "RuleOutcome", "alert_id", "detect", "parts", "run_rule"]
+__all__ = ["NO_COUNTY", "RuleOutcome", "detect", "parts", "run_rule"]
 
-WITHDRAWN = "withdrawn"  # the system's own status: the facts behind the alert are no longer in the warehouse
-REOPENED_BY_NEW_FACTS = ("dismissed", "closed")
 _ORDER = {name: i for i, name in enumerate(EVIDENCE_COLUMNS)}
 PERSON, FACT, FACT_ID, FLAGGED, AT_RISK, DAY, FILE, LINE, DETAIL = (_ORDER[c] for c in EVIDENCE_COLUMNS)
 VILLAGE = len(EVIDENCE_COLUMNS)  # the evidence query adds the person's village
-
-
-def alert_id(rule: str, person_id: str) -> str:
-    """Stable across reruns and databases: derived from the rule and the person."""
-    return "A" + hashlib.sha256(f"{rule}|{person_id}".encode()).hexdigest()[:15].upper()
 
 
 @dataclass
@@ -62,18 +54,8 @@ class RuleOutcome:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """One person's alert as the facts make it now."""
-    facts_json: str
-    amount: int
-    count: int
-    village: str | None
-    flagged: frozenset[tuple[str, str]]  # (fact, id) of the facts the rule flags
-
-
-def _evidence(conn: Connection, rule: Rule, scope: Scope) -> dict[str, Evidence]:
-    """The rule's facts per person it flags (people with context facts only are left out)."""
+def _evidence(conn: Connection, rule: Rule, scope: Scope) -> dict[str, Found]:
+    """The rule's facts per person it flags (people with context facts only are left out), in person order."""
     sql = (f"SELECT e.*, r.village_code FROM ({rule.sql(Dialect.of(conn)).strip().rstrip(';')}\n) e "
            f"LEFT JOIN recipient r ON r.person_id = e.person_id")
     rows = conn.execute(scoping.bind(scope, sql)).all()
@@ -85,28 +67,23 @@ def _evidence(conn: Connection, rule: Rule, scope: Scope) -> dict[str, Evidence]
             seen.add(key)
             by_person[r[PERSON]].append(r)
     found = {}
-    for person_id, facts in by_person.items():
+    for person_id in sorted(by_person):
+        facts = by_person[person_id]
         if not any(int(f[FLAGGED]) for f in facts):
             continue
         facts.sort(key=lambda f: (-int(f[FLAGGED]), f[FACT], f[FILE], int(f[LINE]), f[FACT_ID]))
         out = [{"fact": f[FACT], "id": f[FACT_ID], "flagged": bool(int(f[FLAGGED])),
                 "amount_at_risk": _yuan(int(f[AT_RISK])), "detail": f[DETAIL], "file": f[FILE],
                 "line": int(f[LINE]), "delivery_day": f[DAY]} for f in facts]
-        found[person_id] = Evidence(
-            facts_json=json.dumps(out, ensure_ascii=False, separators=(",", ":")),
-            amount=sum(int(f[AT_RISK]) for f in facts), count=len(facts), village=facts[0][VILLAGE],
+        found[person_id] = Found(
+            evidence=json.dumps(out, ensure_ascii=False, separators=(",", ":")),
+            amount_cents=sum(int(f[AT_RISK]) for f in facts), evidence_count=len(facts), village=facts[0][VILLAGE],
             flagged=frozenset((f[FACT], f[FACT_ID]) for f in facts if int(f[FLAGGED])))
     return found
 
 
 def _yuan(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
-
-
-def _new_flagged_facts(old_evidence: str, now: frozenset[tuple[str, str]]) -> list[str]:
-    """Flagged facts that the alert's evidence did not name before (another overpaid month, another card use)."""
-    before = {(e["fact"], e["id"]) for e in json.loads(old_evidence or "[]") if e.get("flagged")}
-    return sorted(f"{f}:{i}" for f, i in now if (f, i) not in before)
 
 
 def run_rule(conn: Connection, rule: Rule, as_of: str, scope: Scope = scoping.CITY) -> RuleOutcome:
@@ -119,55 +96,8 @@ def run_rule(conn: Connection, rule: Rule, as_of: str, scope: Scope = scoping.CI
     if people == 0:
         outcome.seconds = time.monotonic() - started
         return outcome
-    mine = alert.c.rule == rule.code
-    decided = scoping.in_scope(scope)
-    if decided is not None:
-        mine = mine & decided
-    existing = {r.person_id: r for r in conn.execute(
-        select(alert.c.person_id, alert.c.evidence, alert.c.amount_at_risk_cents, alert.c.village_code,
-               alert.c.status).where(mine))}
-    gone = [p for p, r in existing.items() if p not in found and r.status != WITHDRAWN]
-    if gone:
-        # the facts behind these alerts are gone (a later-loaded older delivery replaced them): withdrawn,
-        # not deleted; their evidence stays for the record, their amount at risk becomes 0; they come back
-        # as new if facts flag the person again
-        conn.execute(update(alert).where(alert.c.alert_id == bindparam("b_id")).values(
-            status=WITHDRAWN, amount_at_risk_cents=0, last_changed=as_of),
-            [{"b_id": alert_id(rule.code, p)} for p in gone])
-    outcome.withdrawn = len(gone)
-    new_rows, changed = [], []
-    for person_id in sorted(found):
-        now = found[person_id]
-        before = existing.get(person_id)
-        if before is None:
-            new_rows.append({
-                "alert_id": alert_id(rule.code, person_id), "rule": rule.code, "rule_version": rule.version,
-                "person_id": person_id, "village_code": now.village, "severity": rule.severity,
-                "score": rule.score, "amount_at_risk_cents": now.amount, "first_seen": as_of, "last_changed": as_of,
-                "status": "new", "evidence": now.facts_json, "evidence_count": now.count, "explanation": None,
-                "raised_at": datetime.now(), "level": "village"})
-        elif (before.evidence != now.facts_json or before.amount_at_risk_cents != now.amount
-              or before.village_code != now.village or before.status == WITHDRAWN):
-            status = before.status
-            reopenable = status == WITHDRAWN or status in REOPENED_BY_NEW_FACTS
-            fresh = _new_flagged_facts(before.evidence, now.flagged) if reopenable else []
-            if status == WITHDRAWN or (status in REOPENED_BY_NEW_FACTS and fresh):
-                status = "new"  # a dismissed or closed alert is not raised again for the same facts, only new ones
-                log_event(conn, alert_id(rule.code, person_id), "system", "reopen", before.status, status,
-                          "新的事实 / new facts", {"new_facts": fresh})
-            values = {"b_id": alert_id(rule.code, person_id), "amount_at_risk_cents": now.amount,
-                      "evidence": now.facts_json, "evidence_count": now.count, "last_changed": as_of,
-                      "village_code": now.village, "rule_version": rule.version, "status": status}
-            if status != before.status:
-                values.update(raised_at=datetime.now(), level="village", escalated_at=None)
-            changed.append(values)
-    for columns in {tuple(sorted(v)) for v in changed}:
-        batch = [v for v in changed if tuple(sorted(v)) == columns]
-        conn.execute(update(alert).where(alert.c.alert_id == bindparam("b_id")).values(
-            {c: bindparam(c) for c in columns if c != "b_id"}), batch)
-    if new_rows:
-        conn.execute(alert.insert(), new_rows)
-    outcome.raised, outcome.extended = len(new_rows), len(changed)
+    done = raise_alerts(conn, rule, found, as_of, among=scoping.in_scope(scope))
+    outcome.raised, outcome.extended, outcome.withdrawn = done.raised, done.extended, done.withdrawn
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -175,7 +105,7 @@ def run_rule(conn: Connection, rule: Rule, as_of: str, scope: Scope = scoping.CI
 def _count_open(conn: Connection, outcomes: list[RuleOutcome], part: Sequence[str] | None) -> None:
     """Each rule's open alerts in the part after the run, and their amount at risk."""
     q = select(alert.c.rule, func.count(), func.sum(alert.c.amount_at_risk_cents)).where(
-        alert.c.rule.in_([o.rule for o in outcomes]) & (alert.c.status != WITHDRAWN)).group_by(alert.c.rule)
+        alert.c.rule.in_([o.rule for o in outcomes]) & (alert.c.status != Status.WITHDRAWN)).group_by(alert.c.rule)
     if part is not None:
         q = q.where(part_of_alert(part))
     found = {rule: (int(n), int(cents or 0)) for rule, n, cents in conn.execute(q)}

@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, delete, func, insert, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from risk import domain
 from risk.db.dialect import Dialect
 from risk.db.tables import alert, detection_mark, recipient
 from risk.detection import touched
 from risk.detection.registry import Rule
+from risk.domain import Level
 
 NO_COUNTY = "-"  # the part of people who are not recipients
 TRANSLATED = "*"  # detection_mark's (part, rule) for how far touched_person is complete
-COUNTY_DIGITS = 6
 PERSON_FACTS = ("payment", "card_event", "death", "incarceration", "certification")  # tables keyed by person
 
 # the night's facts, found again by the provenance of the files recorded in `touch`: (table, source, columns)
@@ -77,7 +78,7 @@ def check_part(part: Sequence[str]) -> Part:
     if not found:
         raise ValueError("an empty part")
     for county in found:
-        if not (county == NO_COUNTY or (county.isdigit() and len(county) == COUNTY_DIGITS)):
+        if not (county == NO_COUNTY or (county.isdigit() and len(county) == domain.DIGITS[Level.COUNTY])):
             raise ValueError(f"not a county part: {county!r}")
     return found
 
@@ -85,7 +86,7 @@ def check_part(part: Sequence[str]) -> Part:
 def parts(conn: Connection) -> list[str]:
     """The counties of the recipients, and NO_COUNTY: the smallest parts detection and scoring can be split
     into (`groups` puts them together)."""
-    counties = conn.execute(select(func.substr(recipient.c.village_code, 1, COUNTY_DIGITS)).distinct()).scalars()
+    counties = conn.execute(select(domain.prefix_sql(recipient.c.village_code, Level.COUNTY)).distinct()).scalars()
     return sorted(c for c in counties if c) + [NO_COUNTY]
 
 
@@ -96,7 +97,7 @@ def groups(conn: Connection, n: int) -> list[Part]:
     rule. Groups are in order of their first county; the same recipients give the same groups."""
     if n < 1:
         raise ValueError(f"at least one group, not {n}")
-    county = func.substr(recipient.c.village_code, 1, COUNTY_DIGITS)
+    county = domain.prefix_sql(recipient.c.village_code, Level.COUNTY)
     sizes = {c: int(k) for c, k in conn.execute(select(county, func.count()).group_by(county)) if c}
     found: list[list[str]] = [[] for _ in range(min(n, len(sizes) + 1))]
     held = [0] * len(found)
@@ -107,17 +108,11 @@ def groups(conn: Connection, n: int) -> list[Part]:
     return sorted(check_part(g) for g in found if g)
 
 
-def _villages(county: str) -> tuple[str, str]:
-    """The first and last village code a county can have (codes are 12 digits, the county's 6 first), so
-    that its recipients are found through the village index."""
-    return county + "0" * (12 - COUNTY_DIGITS), county + "9" * (12 - COUNTY_DIGITS)
-
-
 def part_of_alert(part: Sequence[str]) -> ColumnElement[bool]:
     """The condition 'the alert's person is in this part'."""
     member = select(recipient.c.person_id).where(recipient.c.person_id == alert.c.person_id)
     found = check_part(part)
-    villages = [recipient.c.village_code.between(*_villages(c)) for c in found if c != NO_COUNTY]
+    villages = [recipient.c.village_code.between(*domain.first_and_last(c)) for c in found if c != NO_COUNTY]
     conditions: list[ColumnElement[bool]] = [member.where(or_(*villages)).exists()] if villages else []
     if NO_COUNTY in found:
         conditions.append(~member.exists())
@@ -129,7 +124,7 @@ def _ranges(part: Part, column: str) -> tuple[str, Params]:
     counties = [c for c in part if c != NO_COUNTY]
     sql = " OR ".join(f"{column} BETWEEN :first{i} AND :last{i}" for i in range(len(counties)))
     params: Params = tuple(p for i, c in enumerate(counties)
-                           for p in zip((f"first{i}", f"last{i}"), _villages(c), strict=True))
+                           for p in zip((f"first{i}", f"last{i}"), domain.first_and_last(c), strict=True))
     return f"({sql})", params
 
 

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from risk import domain
 from risk.contract import SOURCES, Column, Personal, Source, Type
+from risk.domain import Role
 from risk.identity import numbers as identity
 from risk.settings import ROOT
 
@@ -217,13 +219,12 @@ def derive(source: Source, frame: pd.DataFrame, ctx: Context) -> pd.DataFrame:
         in_file = {c: lv for c, lv in zip(df["code"].fillna(""), df["level"].fillna(""), strict=True)
                    if c not in ctx.rejected}
         levels = {**ctx.regions, **in_file}
-        expected_parent = df.apply(lambda r: _parent_of(r["code"], r["level"]), axis=1) if len(df) else df["code"]
+        expected_parent = df.apply(lambda r: domain.parent(r["code"], r["level"]), axis=1) if len(df) else df["code"]
         fits = (df["parent_code"].fillna("") == expected_parent.fillna("")) & (
             df["parent_code"].isna() | df["parent_code"].map(lambda p: p in levels))
         df["parent_code__fits"] = _ok(df["code"], fits)
     if "known_region" in extra:
-        role_level = df["role"].map({"village": "village", "township": "township", "county": "county",
-                                     "city": "city", "auditor": "city"})
+        role_level = df["role"].map({role.value: role.level.value for role in Role})
         known = df["region_code"].map(ctx.regions.get)
         df["region_code__known"] = _ok(df["region_code"], known.notna() & (known == role_level))
     if "end_after_start" in extra:
@@ -250,13 +251,6 @@ def _fits_level(code: pd.Series, level: pd.Series) -> pd.Series:
         return nested[lv]
 
     return pd.Series([fits(c, lv) for c, lv in zip(code, level, strict=True)], index=code.index)
-
-
-def _parent_of(code: str | None, level: str | None) -> str | None:
-    if not code or len(code) != 12:
-        return None
-    return {"city": None, "county": code[:4] + "0" * 8, "township": code[:6] + "0" * 6,
-            "village": code[:9] + "000"}.get(level or "")
 
 
 # ---------------------------------------------------------------- running the suites

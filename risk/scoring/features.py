@@ -27,8 +27,10 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import BigInteger, Connection, case, cast, func, literal_column, null, select, true, union_all
 
+from risk import domain
 from risk.contract import RECURRING
 from risk.db.tables import card_event, certification, payment, recipient
+from risk.domain import Level
 from risk.scoring.aggregates import (
     as_text,
     count_if,
@@ -45,7 +47,6 @@ from risk.scoring.catalogue import CATALOGUE, FEATURE_NAMES
 
 CARD_TYPES = ("medical", "pharmacy", "withdrawal", "transit", "other")
 NIGHT_LAST_HOUR = 5  # Beijing hours 0-5 are night
-COUNTY_DIGITS = 6  # a 12-digit region code starts with its 6-digit county
 
 
 def compute_features(conn: Connection, as_of: date, window_days: int = 90,
@@ -102,7 +103,7 @@ def _in_county(counties: Sequence[str] | None):
     """The condition 'this recipient lives in one of the counties' (always true without counties)."""
     if counties is None:
         return true()
-    return func.substr(recipient.c.village_code, 1, COUNTY_DIGITS).in_(sorted(counties))
+    return domain.prefix_sql(recipient.c.village_code, Level.COUNTY).in_(sorted(counties))
 
 
 def part_members(counties: Sequence[str] | None):
@@ -117,7 +118,7 @@ def part_members(counties: Sequence[str] | None):
 def home_counties(conn: Connection) -> pd.Series:
     """Every recipient's county (index person_id): the part their features belong to."""
     r = recipient.c
-    return frame(conn, select(r.person_id, func.substr(r.village_code, 1, COUNTY_DIGITS).label("county")))["county"]
+    return frame(conn, select(r.person_id, domain.prefix_sql(r.village_code, Level.COUNTY).label("county")))["county"]
 
 
 def _recipients(conn: Connection, counties: Sequence[str] | None = None) -> pd.DataFrame:
@@ -162,7 +163,7 @@ def _card_use(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
         .subquery("by_county")
     )
     c, r = by_county.c, recipient.c
-    home = func.substr(c.county_code, 1, COUNTY_DIGITS) == func.substr(r.village_code, 1, COUNTY_DIGITS)
+    home = domain.prefix_sql(c.county_code, Level.COUNTY) == domain.prefix_sql(r.village_code, Level.COUNTY)
     q = (
         select(
             c.pid,
@@ -263,7 +264,7 @@ def _payments(conn: Connection, start: date, as_of: date, mine) -> pd.DataFrame:
     q = (
         select(
             pid.label("pid"),
-            func.min(func.substr(r.village_code, 1, COUNTY_DIGITS)).label("county"),
+            func.min(domain.prefix_sql(r.village_code, Level.COUNTY)).label("county"),
             sum_int(p.amount_cents).label("cents"),
             sum_int(case((p.bank_account == r.bank_account, 0), else_=p.amount_cents)).label("elsewhere_cents"),
             *per_type,

@@ -8,15 +8,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, select
 
+from risk.alerts.raising import Existing, Found, raise_alerts
 from risk.db.gateway import in_code_point_order, insert_frame
-from risk.db.tables import alert, recipient, score, score_night, score_part
-from risk.detection.run import alert_id
+from risk.db.tables import recipient, score, score_night, score_part
+from risk.detection.registry import ANOMALY
 from risk.scoring.catalogue import CATALOGUE, describe
 from risk.scoring.features import compute_features, part_members
 from risk.scoring.reasons import Reason, TopReasons
@@ -25,7 +26,6 @@ from risk.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ANOMALY = "anomaly"
 DEFAULT_BUDGET = 0.005  # the top 0.5% of scored people get an alert
 ROWS_AT_ONCE = 100_000  # people per write into score_part: the JSON of a million never sits in memory at once
 
@@ -125,11 +125,15 @@ def finish(conn: Connection, registered: Registered, as_of: date, budget: float 
             as_of=as_of, model_version=registered.version, people=len(scores),
             quantiles=json.dumps([float(q) for q in np.quantile(scores, QUANTILES)]), drift=drift))
     k = candidates_per_part(len(scores), budget)
-    top = conn.execute(select(score.c.person_id, score.c.score, score.c.rank, part.reasons, part.features)
-                       .select_from(score.join(score_part, part.person_id == score.c.person_id))
+    top = conn.execute(select(score.c.person_id, score.c.score, score.c.rank, part.reasons, part.features,
+                              recipient.c.village_code)
+                       .select_from(score.join(score_part, part.person_id == score.c.person_id)
+                                    .outerjoin(recipient, recipient.c.person_id == score.c.person_id))
                        .where(score.c.rank <= k, mine).order_by(score.c.rank)).all()
-    raised = _anomaly_alerts(conn, [(t.person_id, t.score, t.rank, json.loads(t.reasons), json.loads(t.features))
-                                    for t in top], len(scores), registered.version, as_of)
+    found = {t.person_id: _anomaly(t.score, t.rank, json.loads(t.reasons), json.loads(t.features), t.village_code,
+                                   len(scores), registered.version, as_of) for t in top}
+    # an open anomaly alert is left as it is: its explanation was frozen when it was raised
+    raised = raise_alerts(conn, ANOMALY, found, as_of.isoformat(), existing=Existing.KEEP).raised
     conn.execute(delete(score_part))
     return {"model_version": registered.version, "scored": len(scores), "alerts_budget": k,
             "anomaly_raised": raised, "drift_psi": round(drift, 4)}
@@ -142,38 +146,24 @@ def _reason_words(reason, lang: str) -> str:
         return f"{reason.feature} = {reason.value:g} (median {reason.median:g})"
 
 
-def _anomaly_alerts(conn: Connection, top: list[tuple[str, float, int, list[dict], dict[str, float]]],
-                    people_scored: int, version: str, as_of: date) -> int:
-    """One `anomaly` alert per person among tonight's most unusual (person, score, rank, reasons, feature
-    values); an open one is left as it is (its explanation was frozen when it was raised)."""
-    already = set(conn.execute(select(alert.c.person_id).where(alert.c.rule == ANOMALY)).scalars())
-    wanted = [t for t in top if t[0] not in already]
-    if not wanted:
-        return 0
-    villages = dict(conn.execute(select(recipient.c.person_id, recipient.c.village_code).where(
-        recipient.c.person_id.in_([t[0] for t in wanted]))).all())
-    rows = []
-    for person, person_score, person_rank, reason_rows, values in wanted:
-        reasons = [Reason(**r) for r in reason_rows]
-        explanation = {
-            "model_version": version, "as_of": as_of.isoformat(), "score": round(float(person_score), 4),
-            "rank": person_rank, "people_scored": people_scored,
-            "reasons": [{"feature": r.feature, "value": r.value, "peer_value": r.median,
-                         "share": round(r.isolation_share, 3),
-                         "zh": _reason_words(r, "zh"), "en": _reason_words(r, "en"),
-                         "title_zh": CATALOGUE[r.feature].zh if r.feature in CATALOGUE else r.feature,
-                         "title_en": CATALOGUE[r.feature].en if r.feature in CATALOGUE else r.feature}
-                        for r in reasons],
-        }
-        evidence = [{"fact": "feature", "id": name, "flagged": any(r.feature == name for r in reasons),
-                     "value": float(value), "detail": f"{as_of.isoformat()} window",
-                     "file": None, "line": None, "delivery_day": as_of.isoformat()} for name, value in values.items()]
-        rows.append({
-            "alert_id": alert_id(ANOMALY, person), "rule": ANOMALY, "rule_version": 1, "person_id": person,
-            "village_code": villages.get(person), "severity": "medium", "score": float(person_score),
-            "amount_at_risk_cents": 0, "first_seen": as_of.isoformat(), "last_changed": as_of.isoformat(),
-            "status": "new", "evidence": json.dumps(evidence, ensure_ascii=False, separators=(",", ":")),
-            "evidence_count": len(evidence), "explanation": json.dumps(explanation, ensure_ascii=False),
-            "raised_at": datetime.now(), "level": "village"})
-    conn.execute(alert.insert(), rows)
-    return len(rows)
+def _anomaly(person_score: float, person_rank: int, reason_rows: list[dict], values: dict[str, float],
+             village: str | None, people_scored: int, version: str, as_of: date) -> Found:
+    """A person's anomaly alert as tonight's scores make it: the feature values as evidence, and the
+    explanation frozen at alert time (model, rank, and the reasons in words)."""
+    reasons = [Reason(**r) for r in reason_rows]
+    explanation = {
+        "model_version": version, "as_of": as_of.isoformat(), "score": round(float(person_score), 4),
+        "rank": person_rank, "people_scored": people_scored,
+        "reasons": [{"feature": r.feature, "value": r.value, "peer_value": r.median,
+                     "share": round(r.isolation_share, 3),
+                     "zh": _reason_words(r, "zh"), "en": _reason_words(r, "en"),
+                     "title_zh": CATALOGUE[r.feature].zh if r.feature in CATALOGUE else r.feature,
+                     "title_en": CATALOGUE[r.feature].en if r.feature in CATALOGUE else r.feature}
+                    for r in reasons],
+    }
+    evidence = [{"fact": "feature", "id": name, "flagged": any(r.feature == name for r in reasons),
+                 "value": float(value), "detail": f"{as_of.isoformat()} window",
+                 "file": None, "line": None, "delivery_day": as_of.isoformat()} for name, value in values.items()]
+    return Found(evidence=json.dumps(evidence, ensure_ascii=False, separators=(",", ":")),
+                 evidence_count=len(evidence), amount_cents=0, village=village, score=float(person_score),
+                 explanation=json.dumps(explanation, ensure_ascii=False))

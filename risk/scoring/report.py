@@ -9,6 +9,7 @@ from sqlalchemy import Connection, select
 
 from risk import spreadsheet
 from risk.db.tables import alert, score, score_night
+from risk.domain import PROVED, RuleCode, Status
 from risk.scoring.registry import current, listing
 from risk.settings import Settings
 
@@ -44,13 +45,13 @@ def model_report(conn: Connection, settings: Settings) -> dict:
         n["drift_word"] = drift_word(n["drift"])
     decided: dict[str, dict[str, int]] = {}
     for status, explanation in conn.execute(select(alert.c.status, alert.c.explanation).where(
-            alert.c.rule == "anomaly")):
+            alert.c.rule == RuleCode.ANOMALY)):
         version = json.loads(explanation or "{}").get("model_version", "?")
         counts = decided.setdefault(version, {"alerts": 0, "confirmed": 0, "dismissed": 0})
         counts["alerts"] += 1
-        if status in ("confirmed", "closed", "recovered"):
+        if status in PROVED:
             counts["confirmed"] += 1
-        elif status == "dismissed":
+        elif status == Status.DISMISSED:
             counts["dismissed"] += 1
     precision = {v: {**c, "precision": (c["confirmed"] / (c["confirmed"] + c["dismissed"])
                                         if c["confirmed"] + c["dismissed"] else None)}

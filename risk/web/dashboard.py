@@ -23,10 +23,10 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, String, Subquery, case, cast, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from risk.alerts.lifecycle import LEVELS, OPEN, User, scope
+from risk import domain
+from risk.alerts.lifecycle import User, scope
 from risk.db.tables import alert, alert_event, recovery, region
-
-CONFIRMED = ("confirmed", "closed")
+from risk.domain import ESCALATION, OPEN, PROVED, Action, Level, Status
 
 
 class CountyMonth(TypedDict):
@@ -77,7 +77,7 @@ def by_county_month(conn: Connection, u: User) -> list[CountyMonth]:
 def recovered_vs_at_risk(conn: Connection, u: User) -> list[CountyRecovery]:
     """Per county: at risk on all alerts, at risk on confirmed alerts, and recovered."""
     live, recovered = _live_alerts(u), _recovered_per_alert()
-    confirmed = live.c.status.in_(CONFIRMED)
+    confirmed = live.c.status.in_(PROVED)
     q = (select(live.c.county_code, region.c.name, _total(live.c.cents).label("at_risk"),
                 _total(case((confirmed, live.c.cents), else_=0)).label("confirmed"),
                 _total(recovered.c.cents).label("recovered"))
@@ -95,7 +95,7 @@ def escalations(conn: Connection, u: User) -> list[MonthEscalations]:
     month = func.substr(cast(alert_event.c.at, String), 1, 7)
     events = (select(month.label("month"), alert_event.c.details)
               .select_from(alert_event.join(alert, alert.c.alert_id == alert_event.c.alert_id))
-              .where(alert_event.c.action == "escalate", scope(u), alert.c.status != "withdrawn")
+              .where(alert_event.c.action == Action.ESCALATE, scope(u), alert.c.status != Status.WITHDRAWN)
               .subquery("escalation"))
     q = (select(events.c.month, events.c.details, func.count().label("n"))
          .group_by(events.c.month, events.c.details))
@@ -109,15 +109,15 @@ def escalations(conn: Connection, u: User) -> list[MonthEscalations]:
 def summary(conn: Connection, u: User) -> Summary:
     """The headline numbers of the user's area."""
     live, recovered = _live_alerts(u), _recovered_per_alert()
-    is_open, confirmed = live.c.status.in_(OPEN), live.c.status.in_(CONFIRMED)
-    escalated = live.c.level != LEVELS[0]
+    is_open, confirmed = live.c.status.in_(OPEN), live.c.status.in_(PROVED)
+    escalated = live.c.level != ESCALATION[0]
     q = (select(func.count().label("alerts"), _count(is_open).label("open_alerts"),
                 _total(case((is_open, live.c.cents), else_=0)).label("open_at_risk_cents"),
                 _count(confirmed).label("confirmed_alerts"),
                 _total(case((confirmed, live.c.cents), else_=0)).label("confirmed_at_risk_cents"),
                 _total(recovered.c.cents).label("recovered_cents"),
                 _count(escalated).label("escalated_alerts"),
-                _count(escalated & (live.c.status == "new")).label("overdue_alerts"))
+                _count(escalated & (live.c.status == Status.NEW)).label("overdue_alerts"))
          .select_from(live.outerjoin(recovered, recovered.c.alert_id == live.c.alert_id)))
     r = conn.execute(q).one()
     return Summary(alerts=int(r.alerts), open_alerts=int(r.open_alerts), open_at_risk_cents=int(r.open_at_risk_cents),
@@ -130,11 +130,11 @@ def summary(conn: Connection, u: User) -> Summary:
 
 def _live_alerts(u: User) -> Subquery:
     """The user's alerts that are not withdrawn, with their county code and month first seen."""
-    county = func.substr(alert.c.village_code, 1, 6, type_=String).concat("000000")
+    county = domain.area_code_sql(alert.c.village_code, Level.COUNTY)
     month = func.substr(alert.c.first_seen, 1, 7, type_=String)
     return (select(alert.c.alert_id, alert.c.status, alert.c.level, alert.c.amount_at_risk_cents.label("cents"),
                    county.label("county_code"), month.label("month"))
-            .where(scope(u), alert.c.status != "withdrawn")
+            .where(scope(u), alert.c.status != Status.WITHDRAWN)
             .subquery("live"))
 
 
@@ -158,4 +158,4 @@ def _to_level(details: str | None) -> str:
 
 
 def _level_rank(level: str) -> int:
-    return LEVELS.index(level) if level in LEVELS else len(LEVELS)
+    return ESCALATION.index(level) if level in ESCALATION else len(ESCALATION)

@@ -1,6 +1,8 @@
 """The web app's words, Chinese first and English by choice. Templates call `t("key")`."""
 from __future__ import annotations
 
+from risk.domain import Action, Level, Method, Severity, Status
+
 WORDS: dict[str, tuple[str, str]] = {
     "app": ("社保基金风险监测", "Fund risk monitoring"),
     "queue": ("我的预警", "My alerts"),
@@ -96,21 +98,22 @@ WORDS: dict[str, tuple[str, str]] = {
     "all_actions": ("全部操作", "every action"),
 }
 
-STATUS = {"new": ("新预警", "new"), "acknowledged": ("已接收", "acknowledged"), "investigating": ("核查中", "investigating"),
-          "confirmed": ("已确认", "confirmed"), "dismissed": ("已排除", "dismissed"), "closed": ("已结案", "closed"),
-          "withdrawn": ("已撤销", "withdrawn")}
+STATUS = {Status.NEW: ("新预警", "new"), Status.ACKNOWLEDGED: ("已接收", "acknowledged"),
+          Status.INVESTIGATING: ("核查中", "investigating"), Status.CONFIRMED: ("已确认", "confirmed"),
+          Status.DISMISSED: ("已排除", "dismissed"), Status.CLOSED: ("已结案", "closed"),
+          Status.WITHDRAWN: ("已撤销", "withdrawn")}
 NEXT_STEP = {
-    "new": ("下一步：点击「接收」，表示您已看到此预警并负责核实。",
+    Status.NEW: ("下一步：点击「接收」，表示您已看到此预警并负责核实。",
             "Next: press Acknowledge to say you have seen this alert and will check it."),
-    "acknowledged": ("下一步：按上面「请核实」的提示去核实（如上门查看），开始时点击「开始核查」。",
+    Status.ACKNOWLEDGED: ("下一步：按上面「请核实」的提示去核实（如上门查看），开始时点击「开始核查」。",
                      "Next: check as described under What to check (a visit, a call); press Start checking."),
-    "investigating": ("下一步：核实后，情况属实请「确认属实」，不属实请「排除」并选择原因；都要写明核实情况。",
+    Status.INVESTIGATING: ("下一步：核实后，情况属实请「确认属实」，不属实请「排除」并选择原因；都要写明核实情况。",
                       "Next: when checked, Confirm it if it is true, or Dismiss it with a reason; write what you found."),
-    "confirmed": ("下一步：每追回一笔资金就「登记追回」（可多次），全部处理完后点击「结案」。",
+    Status.CONFIRMED: ("下一步：每追回一笔资金就「登记追回」（可多次），全部处理完后点击「结案」。",
                   "Next: record each recovered amount (as many times as needed), then Close the case."),
-    "dismissed": ("此预警已排除。若出现新的事实，系统会重新打开它。", "Dismissed. New facts will reopen it."),
-    "closed": ("此预警已结案。", "This case is closed."),
-    "withdrawn": ("此预警已撤销：数据更正后不再成立。", "Withdrawn: corrected data no longer supports it."),
+    Status.DISMISSED: ("此预警已排除。若出现新的事实，系统会重新打开它。", "Dismissed. New facts will reopen it."),
+    Status.CLOSED: ("此预警已结案。", "This case is closed."),
+    Status.WITHDRAWN: ("此预警已撤销：数据更正后不再成立。", "Withdrawn: corrected data no longer supports it."),
 }
 SNOOZED_NEXT_STEP = ("此预警已暂缓至 {until}，到期后回到队列；如有新情况，也可以现在处理。",
                      "Snoozed until {until}: it comes back to the queue then. If something new turns up, act on it now.")
@@ -122,19 +125,22 @@ DISMISS_REASONS = {
     "not_found": ("核实无此情况", "Checked: nothing wrong found"),
     "other": ("其他（见说明）", "Other (see the comment)"),
 }
-SEVERITY = {"high": ("高", "high"), "medium": ("中", "medium"), "low": ("低", "low")}
-ACTIONS = {"acknowledge": ("接收", "acknowledged"), "investigate": ("开始核查", "started checking"),
-           "confirm": ("确认属实", "confirmed"), "dismiss": ("排除", "dismissed"), "close": ("结案", "closed"),
-           "recover": ("登记追回", "recorded a recovery"), "snooze": ("暂缓", "snoozed"),
-           "escalate": ("升级", "escalated"), "view_unmasked": ("查看完整身份", "viewed the full identity"),
-           "reopen": ("因新事实重新打开", "reopened on new facts"), "raise": ("生成预警", "raised")}
-METHODS = {"bank_return": ("银行退回", "returned by the bank"), "deduction": ("从待遇中扣回", "deducted from benefits"),
-           "repayment": ("本人或家属退还", "repaid by the person or family"), "court": ("司法追缴", "recovered by a court"),
-           "other": ("其他", "other")}
+SEVERITY = {Severity.HIGH: ("高", "high"), Severity.MEDIUM: ("中", "medium"), Severity.LOW: ("低", "low")}
+ACTIONS = {Action.ACKNOWLEDGE: ("接收", "acknowledged"), Action.INVESTIGATE: ("开始核查", "started checking"),
+           Action.CONFIRM: ("确认属实", "confirmed"), Action.DISMISS: ("排除", "dismissed"),
+           Action.CLOSE: ("结案", "closed"), Action.RECOVER: ("登记追回", "recorded a recovery"),
+           Action.SNOOZE: ("暂缓", "snoozed"), Action.ESCALATE: ("升级", "escalated"),
+           Action.VIEW_UNMASKED: ("查看完整身份", "viewed the full identity"),
+           Action.REOPEN: ("因新事实重新打开", "reopened on new facts"), Action.RAISE: ("生成预警", "raised")}
+METHODS = {Method.BANK_RETURN: ("银行退回", "returned by the bank"),
+           Method.DEDUCTION: ("从待遇中扣回", "deducted from benefits"),
+           Method.REPAYMENT: ("本人或家属退还", "repaid by the person or family"),
+           Method.COURT: ("司法追缴", "recovered by a court"), Method.OTHER: ("其他", "other")}
 FACTS = {"payment": ("待遇发放", "payment"), "card_event": ("社保卡使用", "card use"),
          "recipient": ("参保人登记", "recipient record"), "death": ("死亡登记", "death record"),
          "incarceration": ("羁押登记", "custody record"), "feature": ("行为特征", "behaviour feature")}
-LEVELS = {"village": ("村（社区）", "village"), "township": ("乡镇（街道）", "township"), "county": ("区县", "county")}
+LEVELS = {Level.VILLAGE: ("村（社区）", "village"), Level.TOWNSHIP: ("乡镇（街道）", "township"),
+          Level.COUNTY: ("区县", "county")}
 
 
 def pick(pair: tuple[str, str], lang: str) -> str:

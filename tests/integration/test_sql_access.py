@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from warehouses import PG_URL, pg_database
 
-from risk import pipeline
+from risk import domain, pipeline
 from risk.alerts import lifecycle as workflow
 from risk.db import gateway, sql_access
 from risk.db.tables import alert, supervisor
@@ -295,7 +295,7 @@ def test_a_supervisor_sees_exactly_their_area_and_changes_nothing(pg_city, who):
                   sum(r.recovered_fen for r in sums if r.county_code == code))
                  for code in sorted({r.county_code for r in sums})]
             own = conn.execute(text(f"SELECT login, region_prefix FROM {sql_access.REGION_TABLE}")).all()
-            assert own == [(login, u.region_code[:sql_access.PREFIX_LENGTH[u.role]])]
+            assert own == [(login, u.region_code[:domain.area_digits(u.role)])]
         cannot_write(engine, pg_city.url, login)
         refused(engine, "SELECT count(*) FROM recipient")
 

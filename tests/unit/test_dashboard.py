@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import Connection, select, update
 from warehouses import pg_database
 
-from risk import pipeline
+from risk import domain, pipeline
 from risk.alerts import lifecycle as workflow
 from risk.alerts.lifecycle import OPEN, User
 from risk.db import gateway
@@ -240,7 +240,7 @@ def escalations_expected(conn: Connection, u: User) -> list[dict[str, Any]]:
                      for at, details, village in events.itertuples(index=False)
                      if village[:PREFIX[u.role]] == u.region_code[:PREFIX[u.role]])
     return [{"month": m, "level": level, "escalations": n}
-            for (m, level), n in sorted(counts.items(), key=lambda kv: (kv[0][0], workflow.LEVELS.index(kv[0][1])))]
+            for (m, level), n in sorted(counts.items(), key=lambda kv: (kv[0][0], domain.ESCALATION.index(kv[0][1])))]
 
 
 def test_escalations_appear_after_the_sla_is_missed(url):

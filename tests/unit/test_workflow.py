@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from warehouses import warehouse
 
-from risk import errors, pipeline
+from risk import domain, errors, pipeline
 from risk.alerts import lifecycle as workflow
 from risk.cli import main
 from risk.db import gateway
@@ -247,5 +247,5 @@ def test_an_area_is_every_code_that_begins_with_its_digits_and_no_other():
                              ("city", "431100000000"), ("county", "431102000000")):
             u = workflow.User("u", "u", role, region)
             found = set(conn.execute(select(places.c.code).where(workflow.in_area(places.c.code, u))).scalars())
-            digits = workflow.SCOPE_DIGITS[role]
+            digits = domain.area_digits(role)
             assert found == {c for c in codes if c.startswith(region[:digits])}, (role, region)

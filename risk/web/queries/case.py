@@ -24,7 +24,7 @@ def allowed_actions(u: User, status: str, snoozed: bool = False) -> list[str]:
     alert snoozed now is not offered another snooze."""
     if u.read_only:
         return []
-    acts = [name for name, (starts, _) in workflow.TRANSITIONS.items() if status in starts]
+    acts: list[str] = [name for name, (starts, _) in workflow.TRANSITIONS.items() if status in starts]
     if status == "confirmed":
         acts.insert(0, "recover")
     if status in workflow.OPEN and not snoozed:

@@ -22,7 +22,7 @@ from risk.alerts import lifecycle as workflow
 from risk.alerts.export import yuan
 from risk.alerts.lifecycle import User
 from risk.db.tables import alert, recipient, region
-from risk.detection.registry import BY_CODE
+from risk.detection import registry
 from risk.identity.numbers import mask_id, mask_name, try_normalise
 
 PAGE_SIZE = 25
@@ -36,14 +36,11 @@ _COUNTY = re.compile(r"[0-9]{6}")
 
 
 def rule_codes() -> list[str]:
-    return sorted(BY_CODE) + ["anomaly"]
+    return registry.listed()
 
 
 def rule_title(code: str, lang: str) -> str:
-    rule = BY_CODE.get(code)
-    if rule:
-        return rule.title_en if lang == "en" else rule.title_zh
-    return ("Unusual behaviour" if lang == "en" else "行为异常") if code == "anomaly" else code
+    return registry.title(code, lang)
 
 
 @dataclass
@@ -224,9 +221,6 @@ def row_of(r, today: date, unmasked: bool = False) -> dict:
             "snoozed_until": snoozed_until}
 
 
-_TITLES = {code: (rule.title_zh, rule.title_en) for code, rule in BY_CODE.items()}
-
-
 def titles(rule: str) -> tuple[str, str]:
-    """An alert's rule title (Chinese, English); an anomaly alert's is the behaviour's."""
-    return _TITLES.get(rule, ("行为异常", "Unusual behaviour"))
+    """An alert's rule title (Chinese, English)."""
+    return registry.title(rule, "zh"), registry.title(rule, "en")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from risk.alerts import lifecycle as workflow
 from risk.alerts.lifecycle import User
 from risk.db.tables import quality_issue
 from risk.ingest import quality
@@ -22,7 +21,7 @@ def _quality_area(conn: Connection, u: User, c: list[ColumnElement[bool]]) -> li
         return c
     rows = conn.execute(select(quality_issue.c.id, quality_issue.c.source, quality_issue.c.record_key,
                                quality_issue.c.raw).where(*c)).all()
-    area = u.region_code[:workflow.SCOPE_DIGITS[u.role]]
+    area = u.area
     villages = quality.villages_of(conn, [(r.source, r.record_key, r.raw) for r in rows])
     ids = [r.id for r, village in zip(rows, villages, strict=True) if village and village.startswith(area)]
     return [*c, quality_issue.c.id.in_(ids)]

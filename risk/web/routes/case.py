@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from risk import errors
 from risk.alerts import lifecycle as workflow
 from risk.db import gateway
+from risk.domain import Status
 from risk.errors import RiskError
 from risk.web import i18n
 from risk.web.deps import Me, Posted
@@ -91,7 +92,7 @@ def _act(conn: Connection, me: workflow.User, alert_id: str, data: dict[str, str
     to = workflow.act(conn, me.user_id, alert_id, action, comment=data.get("comment") or None,
                       reason=data.get("reason") or None,
                       unrecovered_ok=action != "close" or data.get("confirm_unrecovered") == "yes")
-    zh, en = i18n.STATUS.get(to, (to, to))
+    zh, en = i18n.STATUS.get(Status(to), (to, to))
     return f"已更新为「{zh}」 / now {en}"
 
 
