@@ -137,6 +137,18 @@ def test_every_value_the_code_uses_has_its_words_in_both_languages():
         assert not sorted(keys - set(words.catalogue(lang))), lang
 
 
+def test_every_key_the_templates_and_the_code_name_is_in_the_catalogue():
+    named = set()
+    for path in [*(ROOT / "risk" / "web" / "templates").glob("*.html"), *(ROOT / "risk").rglob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        named |= set(re.findall(r"""\b(?:t|both|has)\(\s*["']([a-z_]+\.[a-z_.]+)["']""", text))
+        named |= {f"{kind}.x" for kind in re.findall(r"""\bword\(\s*["']([a-z_.]+)["']""", text)}
+    assert len(named) > 100
+    kinds = {k.rsplit(".", 1)[0] for k in words.catalogue("zh")}
+    for key in named:
+        assert key in words.catalogue("zh") or (key.endswith(".x") and key[:-2] in kinds), key
+
+
 # -- the functions -------------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from risk.alerts.lifecycle import User
 from risk.db.tables import alert, recipient, region
 from risk.detection.registry import BY_CODE
 from risk.identity.numbers import mask_id, mask_name, try_normalise
+from risk.words import t
 
 PAGE_SIZE = 25
 SEVERITIES = ("high", "medium", "low")
@@ -43,7 +44,7 @@ def rule_title(code: str, lang: str) -> str:
     rule = BY_CODE.get(code)
     if rule:
         return rule.title_en if lang == "en" else rule.title_zh
-    return ("Unusual behaviour" if lang == "en" else "行为异常") if code == "anomaly" else code
+    return t("rule.anomaly", lang) if code == "anomaly" else code
 
 
 @dataclass
