@@ -30,6 +30,7 @@ from risk.db.tables import alert, alert_event, recovery, supervisor
 from risk.errors import NotAllowed
 from risk.orchestration.local import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
+from risk.words import both, codes, t, word
 
 OPEN = ("new", "acknowledged", "investigating")
 DISMISS_REASONS = {
@@ -50,10 +51,8 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "dismiss": (("acknowledged", "investigating"), "dismissed"),
     "close": (("confirmed",), "closed"),
 }
-ACTION_WORDS = {"acknowledge": ("接收", "acknowledged"), "investigate": ("开始核查", "investigated"),
-                "confirm": ("确认", "confirmed"), "dismiss": ("排除", "dismissed"), "close": ("结案", "closed")}
-STATUS_ZH = {"new": "新", "acknowledged": "已接收", "investigating": "核查中", "confirmed": "已确认",
-             "dismissed": "已排除", "closed": "已结案", "withdrawn": "已撤销"}
+# a status in Chinese, inside a sentence (the command line's; the refusals of `act` say it in both languages)
+STATUS_ZH = {s: t(f"lifecycle.status.{s}", "zh") for s in codes("lifecycle.status")}
 
 
 @dataclass(frozen=True)
@@ -124,10 +123,11 @@ def act(conn: Connection, user_id: str, alert_id: str, action: str, comment: str
         raise NotAllowed(f"没有这个操作 / no such action: {action}")
     allowed_from, to = TRANSITIONS[action]
     if row.status not in allowed_from:
-        starts = "、".join(STATUS_ZH.get(s, s) for s in allowed_from)
-        zh, en = ACTION_WORDS[action]
-        raise NotAllowed(f"预警当前为「{STATUS_ZH.get(row.status, row.status)}」，只有「{starts}」的预警可以{zh} / "
-                         f"the alert is {row.status}; only {', '.join(allowed_from)} alerts can be {en}")
+        raise NotAllowed(both(
+            "lifecycle.wrong_status", status=lambda lang: word("lifecycle.status", row.status, lang),
+            allowed=lambda lang: t("lifecycle.list_separator", lang).join(
+                word("lifecycle.status", s, lang) for s in allowed_from),
+            action=lambda lang: t(f"lifecycle.action.{action}", lang)))
     if action in ("confirm", "dismiss") and not (comment or "").strip():
         raise NotAllowed("确认或排除须填写说明 / confirming or dismissing needs a comment")
     if action == "dismiss" and reason not in DISMISS_REASONS:
