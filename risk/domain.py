@@ -5,7 +5,7 @@ language can be, and the region hierarchy.
 Every value is the string the warehouse, the exports and the URLs hold (a `StrEnum` member is equal to its
 string), so these words change nothing that is stored or shown; the migrations freeze the values in force
 when they were written (0016 checks every such column against them). Translations are elsewhere
-(risk.web.i18n, risk.alerts.digests): their keys are these words.
+(risk/locale, read by risk.words): its keys are these words.
 
 The region hierarchy: a region code has 12 digits; a city's code is its first 4 digits followed by zeros, a
 county's its first 6, a township's its first 9, a village's all 12. A region lies in an area when its code

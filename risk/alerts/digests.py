@@ -1,6 +1,7 @@
 """Digests: after a nightly run, one message per supervisor with the new and escalated alerts in their area.
 
-In the supervisor's language (Chinese unless they chose English: `risk users set-language`); counts, the top cases by amount, ID numbers and names masked, a link
+In the supervisor's language (Chinese unless they chose English: `risk users set-language`; the words are
+risk/words.py's `digest.*`); counts, the top cases by amount, ID numbers and names masked, a link
 to each case. Sent through Apprise to the user's email (RISK_SMTP_URL, an Apprise mailto URL without `to`)
 and to their notify_url (WeCom, DingTalk, Feishu bots, JSON webhooks); or written to an outbox folder
 instead. Every delivery is recorded; a failing channel is retried with backoff and never fails the run.
@@ -47,6 +48,7 @@ from risk.detection import registry
 from risk.domain import Channel, DeliveryStatus, Role, Status
 from risk.identity.numbers import mask_id, mask_name
 from risk.settings import Settings
+from risk.words import t
 
 log = logging.getLogger(__name__)
 TOP = 5
@@ -73,24 +75,6 @@ def _last_sent(conn: Connection) -> dict[str, datetime]:
                              .where(notification.c.status.in_(TOLD)).group_by(notification.c.user_id)).all())
 
 
-WORDS = {
-    "zh": {
-        "subject": "社保基金风险预警：{n}条待处理",
-        "hello": "{user_id}，您好：",
-        "summary": "您负责的区域有 {n} 条新预警（其中升级 {escalated} 条），涉及金额 ¥{total}。",
-        "largest": "金额最大的几条：",
-        "item": "- {title}：{person} {name}，¥{amount}，{link}",
-        "all": "全部预警请登录查看：{link}",
-    },
-    "en": {
-        "subject": "Fund-risk alerts: {n} to handle",
-        "hello": "Hello {user_id},",
-        "summary": "Your area has {n} new alerts ({escalated} escalated), ¥{total} at risk.",
-        "largest": "The largest:",
-        "item": "- {title}: {person} {name}, ¥{amount}, {link}",
-        "all": "All your alerts: {link}",
-    },
-}
 
 
 def build(conn: Connection, base_url: str = "") -> list[Digest]:
@@ -133,16 +117,16 @@ def build(conn: Connection, base_url: str = "") -> list[Digest]:
     digests = []
     for u, email, notify_url, since, rows in due:
         lang = chosen.get(u.user_id, DEFAULT_LANGUAGE)
-        w = WORDS[lang]
         n_escalated = sum(1 for r in rows if r.escalated_at and r.escalated_at > since and r.level == u.role)
         total = sum(r.amount_at_risk_cents for r in rows)
-        lines = [w["hello"].format(user_id=u.user_id), "",  # by login name: no person's name in a message
-                 w["summary"].format(n=len(rows), escalated=n_escalated, total=yuan(total)), "", w["largest"]]
-        lines += [w["item"].format(title=registry.title(r.rule, lang), person=mask_id(r.person_id),
-                                   name=mask_name(names.get(r.person_id, "")), amount=yuan(r.amount_at_risk_cents),
-                                   link=f"{base}/alerts/{r.alert_id}") for r in rows[:TOP]]
-        lines += ["", w["all"].format(link=f"{base}/alerts")]
-        digests.append(Digest(u, email, notify_url, w["subject"].format(n=len(rows)),
+        lines = [t("digest.hello", lang, user_id=u.user_id), "",  # by login name: no person's name in a message
+                 t("digest.summary", lang, n=len(rows), escalated=n_escalated, total=yuan(total)), "",
+                 t("digest.largest", lang)]
+        lines += [t("digest.item", lang, title=registry.title(r.rule, lang), person=mask_id(r.person_id),
+                    name=mask_name(names.get(r.person_id, "")), amount=yuan(r.amount_at_risk_cents),
+                    link=f"{base}/alerts/{r.alert_id}") for r in rows[:TOP]]
+        lines += ["", t("digest.all", lang, link=f"{base}/alerts")]
+        digests.append(Digest(u, email, notify_url, t("digest.subject", lang, n=len(rows)),
                               "\n".join(lines) + "\n", len(rows), lang))
     return digests
 

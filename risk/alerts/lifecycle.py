@@ -32,6 +32,7 @@ from risk.domain import ESCALATION, OPEN, Action, Method, Role, Status, begins_w
 from risk.errors import NotAllowed
 from risk.orchestration.runs import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
+from risk.words import both, codes, t, word
 
 DISMISS_REASONS = {
     "lawful": "情形合法（属于法定例外）/ lawful: a legal exception applies",
@@ -51,11 +52,8 @@ TRANSITIONS: dict[Action, tuple[tuple[Status, ...], Status]] = {
     Action.DISMISS: ((Status.ACKNOWLEDGED, Status.INVESTIGATING), Status.DISMISSED),
     Action.CLOSE: ((Status.CONFIRMED,), Status.CLOSED),
 }
-ACTION_WORDS = {Action.ACKNOWLEDGE: ("接收", "acknowledged"), Action.INVESTIGATE: ("开始核查", "investigated"),
-                Action.CONFIRM: ("确认", "confirmed"), Action.DISMISS: ("排除", "dismissed"),
-                Action.CLOSE: ("结案", "closed")}
-STATUS_ZH = {Status.NEW: "新", Status.ACKNOWLEDGED: "已接收", Status.INVESTIGATING: "核查中",
-             Status.CONFIRMED: "已确认", Status.DISMISSED: "已排除", Status.CLOSED: "已结案", Status.WITHDRAWN: "已撤销"}
+# a status in Chinese, inside a sentence (the command line's; the refusals of `act` say it in both languages)
+STATUS_ZH = {s: t(f"lifecycle.status.{s}", "zh") for s in codes("lifecycle.status")}
 
 
 @dataclass(frozen=True)
@@ -123,10 +121,11 @@ def act(conn: Connection, user_id: str, alert_id: str, action: str, comment: str
     move = Action(action)
     allowed_from, to = TRANSITIONS[move]
     if row.status not in allowed_from:
-        starts = "、".join(STATUS_ZH.get(s, s) for s in allowed_from)
-        zh, en = ACTION_WORDS[move]
-        raise NotAllowed(f"预警当前为「{STATUS_ZH.get(row.status, row.status)}」，只有「{starts}」的预警可以{zh} / "
-                         f"the alert is {row.status}; only {', '.join(allowed_from)} alerts can be {en}")
+        raise NotAllowed(both(
+            "lifecycle.wrong_status", status=lambda lang: word("lifecycle.status", row.status, lang),
+            allowed=lambda lang: t("lifecycle.list_separator", lang).join(
+                word("lifecycle.status", s, lang) for s in allowed_from),
+            action=lambda lang: t(f"lifecycle.action.{action}", lang)))
     if action in (Action.CONFIRM, Action.DISMISS) and not (comment or "").strip():
         raise NotAllowed("确认或排除须填写说明 / confirming or dismissing needs a comment")
     if action == Action.DISMISS and reason not in DISMISS_REASONS:

@@ -22,8 +22,7 @@ from risk.db import gateway
 from risk.errors import LoginNeeded
 from risk.web import security
 from risk.web.pages import flash, site, words
-
-SESSION_ENDED = "您已退出或登录已过期，请重新登录 / your session has ended: please log in again"
+from risk.words import both
 
 
 def current_user(request: Request) -> workflow.User:
@@ -35,7 +34,7 @@ def current_user(request: Request) -> workflow.User:
         if accounts.session_user(conn, request.session.get("sid"), s.lifetime, s.idle) != user_id:
             # logged out (here or in another browser), a new password, a lockout, or past its time
             request.session.clear()
-            flash(request, words(request, SESSION_ENDED), "error")
+            flash(request, words(request, both("web.session_ended")), "error")
             raise LoginNeeded
         try:
             return workflow.user(conn, user_id)

@@ -21,10 +21,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from risk.errors import LoginNeeded, Refused, RiskError
-from risk.web import i18n
 from risk.web.pages import lang_of, log, page, words
-
-FORM_EXPIRED = "表单已过期或无效，请刷新页面后重试 / the form has expired: reload the page and try again"
+from risk.words import both, t
 
 
 async def login_needed(request: Request, _exc: LoginNeeded) -> Response:
@@ -41,18 +39,18 @@ async def risk_error(request: Request, exc: RiskError) -> Response:
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
     if exc.status_code == 403 and exc.detail == "csrf":
-        message = FORM_EXPIRED
+        message = both("web.form_expired")
     elif exc.status_code in (403, 404):
-        message = i18n.translate("not_found", "zh") + " / " + i18n.translate("not_found", "en")
+        message = both("web.not_found")
     else:
-        message = i18n.translate("error", "zh") + " / " + i18n.translate("error", "en")
+        message = both("web.error")
     return page(request, "error.html", status_code=exc.status_code, message=words(request, message))
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return page(request, "error.html", status_code=500,
-                message=i18n.translate("error", lang_of(request)) + " — " + i18n.translate("error_hint", lang_of(request)))
+    lang = lang_of(request)
+    return page(request, "error.html", status_code=500, message=t("web.error", lang) + " — " + t("web.error_hint", lang))
 
 
 HANDLERS: dict[type[Exception], Callable[[Request, Any], Awaitable[Response]]] = {

@@ -1,6 +1,7 @@
 """What every page of the web app shares: the app's site (its warehouse, session times and templates), the
 language of the pages, flash messages, bilingual messages in the user's language, and a template rendered
-with the context every template reads."""
+with the context every template reads (its words from risk.words in the page's language: `t(key, **values)`,
+`word(kind, value)`, `has(key)`)."""
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,9 @@ from fastapi.templating import Jinja2Templates
 
 from risk import accounts
 from risk.db import gateway
-from risk.web import i18n, security
+from risk.web import security
 from risk.web.queries.listing import rule_title
+from risk.words import has, side, t, word
 
 # the web app's log, named as the server's log has always named it (risk.web.app) whichever module writes
 log = logging.getLogger("risk.web.app")
@@ -45,8 +47,8 @@ def page(request: Request, name: str, status_code: int = 200, **context: Any) ->
     lang = lang_of(request)
     context.setdefault("me", None)
     return site(request).templates.TemplateResponse(request, name, {
-        "lang": lang, "t": lambda key, **v: i18n.translate(key, lang, **v),
-        "pick": lambda pair: i18n.pick(pair, lang), "i18n": i18n, "rule_title": rule_title,
+        "lang": lang, "t": lambda key, **v: t(key, lang, **v), "word": lambda kind, value: word(kind, value, lang),
+        "has": has, "rule_title": rule_title,
         "csrf": security.csrf_token(request), "flash": request.session.pop("flash", []),
         "path": request.url.path, **context}, status_code=status_code)
 
@@ -68,5 +70,4 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
 def words(request: Request, message: str) -> str:
     """A bilingual message ('中文 / English') in the user's language (a `?lang=` of this request's too)."""
     choose_language(request)
-    zh, sep, en = message.partition(" / ")
-    return en if sep and lang_of(request) == "en" else (zh if sep else message)
+    return side(message, lang_of(request))

@@ -332,9 +332,9 @@ def reason_options(html: str) -> list[tuple[str, str, str]]:
 
 
 def test_dismiss_reasons_are_words_in_each_language_and_none_is_preselected(city):
-    from risk.web.i18n import DISMISS_REASONS
+    from risk.words import codes
 
-    assert set(DISMISS_REASONS) == set(workflow.DISMISS_REASONS)
+    assert set(codes("dismiss_reason")) == set(workflow.DISMISS_REASONS)
     target = spare_alert(city, 1)
     c = client(city, city.users["county"])
     token = csrf_of(c.get(f"/alerts/{target}").text)

@@ -5,10 +5,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from risk.db import gateway
-from risk.web import i18n
 from risk.web.deps import Me
 from risk.web.pages import page, site
 from risk.web.queries.audit import AuditFilter, audit_log
+from risk.words import codes
 
 router = APIRouter()
 
@@ -18,4 +18,4 @@ def audit(request: Request, me: Me) -> HTMLResponse:
     f = AuditFilter.from_query(request.query_params)
     with gateway.transaction(site(request).url) as conn:
         result = audit_log(conn, me, f)
-    return page(request, "audit.html", me=me, f=f, result=result, actions=i18n.ACTIONS)
+    return page(request, "audit.html", me=me, f=f, result=result, actions=codes("action"))

@@ -15,12 +15,11 @@ from sqlalchemy import Connection
 from risk import errors
 from risk.alerts import lifecycle as workflow
 from risk.db import gateway
-from risk.domain import Status
 from risk.errors import RiskError
-from risk.web import i18n
 from risk.web.deps import Me, Posted
 from risk.web.pages import flash, page, site, words
 from risk.web.queries.case import case
+from risk.words import both, side, word
 
 router = APIRouter()
 
@@ -74,26 +73,23 @@ def _act(conn: Connection, me: workflow.User, alert_id: str, data: dict[str, str
         after = workflow.record_recovery(conn, me.user_id, alert_id, data.get("amount", ""),
                                          _day(data.get("date")), data.get("method", ""),
                                          data.get("comment") or None, reason=data.get("over_reason"))
-        zh, _, en = after.words().partition(" / ")
-        return f"已登记追回，{zh} / recovery recorded: {en}"
+        return both("web.recovery_recorded", balance=lambda lang: side(after.words(), lang))
     if action == "reverse_recovery":
         entry = data.get("entry", "")
         after = workflow.reverse_recovery(conn, me.user_id, alert_id,
                                           int(entry) if entry.isdigit() and len(entry) < 10 else 0,
                                           data.get("reason", ""))
-        zh, _, en = after.words().partition(" / ")
-        return f"已冲正第 {entry} 笔，{zh} / entry {entry} reversed: {en}"
+        return both("web.entry_reversed", entry=entry, balance=lambda lang: side(after.words(), lang))
     if action == "snooze":
         days = int(data["days"]) if data.get("days", "").isdigit() else 0
         until = workflow.snooze(conn, me.user_id, alert_id, days, data.get("comment", ""))
-        return f"已暂缓至 {until} / snoozed until {until}"
+        return both("web.now_snoozed", until=until)
     if action == "dismiss" and not me.read_only and data.get("reason") not in workflow.DISMISS_REASONS:
         raise errors.NotAllowed(DISMISS_NEEDS_A_REASON)  # chosen by the user: none is preselected
     to = workflow.act(conn, me.user_id, alert_id, action, comment=data.get("comment") or None,
                       reason=data.get("reason") or None,
                       unrecovered_ok=action != "close" or data.get("confirm_unrecovered") == "yes")
-    zh, en = i18n.STATUS.get(Status(to), (to, to))
-    return f"已更新为「{zh}」 / now {en}"
+    return both("web.now_status", status=lambda lang: word("status", to, lang))
 
 
 def _day(text: str | None) -> date:
