@@ -109,16 +109,14 @@ def vocabulary() -> dict[str, set[str]]:
     used = {
         "status": _statuses(),
         "action": set(workflow.TRANSITIONS) | _logged_actions(),
-        "level": set(contract.LEVELS) | set(workflow.LEVELS),
+        "level": set(contract.LEVELS),
         "severity": set(listing.SEVERITIES) | {r.severity for r in RULES} | set(DEFAULT_SLA_DAYS),
         "method": set(workflow.RECOVERY_METHODS),
         "dismiss_reason": set(workflow.DISMISS_REASONS),
         "fact": _facts(),
     }
-    try:  # risk.domain's enums, where they exist, are the vocabulary itself
-        from risk import domain  # type: ignore[attr-defined]
-    except ImportError:
-        return used
+    from risk import domain  # its enums are the vocabulary itself
+
     for kind, enum in (("status", "Status"), ("action", "Action"), ("level", "Level"), ("severity", "Severity"),
                        ("method", "Method")):
         used[kind] |= {str(v) for v in getattr(domain, enum, ())}
