@@ -25,7 +25,7 @@ from sqlalchemy import Connection, select
 from risk.contract import Source
 from risk.db.tables import region
 from risk.errors import FileRejected
-from risk.ingest import checks, quality
+from risk.ingest import checks, derived, quality
 from risk.ingest.keys import typed_rows
 from risk.ingest.read import DEFAULT_LIMITS, LINE, Limits, ReadFile, read_file
 
@@ -50,9 +50,9 @@ class Checked:
     rows_file: str = ""  # the table rows as an Arrow file, when typed ahead in the worker process
 
 
-def context_of(conn: Connection, day: str) -> checks.Context:
+def context_of(conn: Connection, day: str) -> derived.Context:
     regions = dict(conn.execute(select(region.c.code, region.c.level)).all())
-    return checks.Context(villages=frozenset(c for c, lv in regions.items() if lv == "village"),
+    return derived.Context(villages=frozenset(c for c, lv in regions.items() if lv == "village"),
                           regions=regions, today=date.fromisoformat(day))
 
 
@@ -86,10 +86,10 @@ def _read(source: Source, path: Path, day: str, limits: Limits = DEFAULT_LIMITS)
 
 
 def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str,
-             context: checks.Context | None = None) -> tuple[pd.DataFrame, list[quality.Rejection]]:
+             context: derived.Context | None = None) -> tuple[pd.DataFrame, list[quality.Rejection]]:
     """Run the source's expectation suite; return the passing rows (checked frame) and the rejections."""
     context = context or context_of(conn, day)
-    checked = checks.derive(source, frame, context)
+    checked = derived.derive(source, frame, context)
     _, failures, _ = checks.run_suite(source, checked)
     reasons = checks.reasons_by_row(failures, checked, source.personal)
     while source.name == "regions":  # a region that fails cannot be the parent of others in its file
@@ -97,7 +97,7 @@ def validate(conn: Connection, source: Source, frame: pd.DataFrame, day: str,
         if failed <= context.rejected:
             break
         context = replace(context, rejected=failed)
-        checked = checks.derive(source, frame, context)
+        checked = derived.derive(source, frame, context)
         _, failures, _ = checks.run_suite(source, checked)
         reasons = checks.reasons_by_row(failures, checked, source.personal)
     return _split(source, frame, checked, reasons)
@@ -249,14 +249,14 @@ def _check_run(source: Source, results: list[Checked], run: list[tuple[int, pd.D
     """One suite run over pieces of files (`run`: result index, rows); each piece's passing rows (typed
     with `typed`) are appended to `done[index]`, its rejections to its result."""
     pieces = [piece.reset_index(drop=True) for _, piece in run]
-    derived = [checks.derive(source, piece, checks.Context(
+    frames = [derived.derive(source, piece, derived.Context(
         villages=frozenset(), regions={}, today=date.fromisoformat(results[i].day))) for (i, _), piece in zip(
         run, pieces, strict=True)]
-    checked_all = derived[0] if len(derived) == 1 else pd.concat(derived, ignore_index=True)
+    checked_all = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     _, failures, _ = checks.run_suite(source, checked_all)
     reasons = checks.reasons_by_row(failures, checked_all, source.personal)
     first = 0
-    for (i, _), piece, piece_checked in zip(run, pieces, derived, strict=True):
+    for (i, _), piece, piece_checked in zip(run, pieces, frames, strict=True):
         last = first + len(piece)
         mine = {pos - first: why for pos, why in reasons.items() if first <= pos < last}
         accepted, invalid = _split(source, piece, piece_checked, mine)

@@ -136,7 +136,7 @@ def test_the_checks_normalise_every_value_as_normalise_does() -> None:
     """The validation normalises whole columns at once; it must agree with `normalise` value by value."""
     import pandas as pd
 
-    from risk.ingest import checks
+    from risk.ingest import derived
 
     x_id = next(p for p in (make_id("1960-01-15", seq=s) for s in range(100)) if p.endswith("X"))
     first17 = "431102" + "19600230" + "123"
@@ -159,6 +159,6 @@ def test_the_checks_normalise_every_value_as_normalise_does() -> None:
         make_id(),
         "１１０１０５１９４９１２３１００２X",
     ]
-    got = checks.normalised_ids(pd.Series(values, dtype="str"), TODAY).tolist()
+    got = derived.normalised_ids(pd.Series(values, dtype="str"), TODAY).tolist()
     want = [None if v is None else try_normalise(v, TODAY)[0] for v in values]
     assert [None if pd.isna(g) else g for g in got] == want
