@@ -30,7 +30,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not postgres and not airflow and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check risk dags tests benchmarks fuzz
+	$(BIN)/ruff check risk dags tests benchmarks fuzz testbed
 	$(BIN)/mypy risk
 
 ## conformance: the contract's sample landing against what it must produce

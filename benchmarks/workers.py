@@ -8,7 +8,7 @@ Generates the city once (var/bench/city-N-M-S; or takes --landing) and loads eve
 last into a PostgreSQL warehouse with `risk run` (once: the database `bench_celery_<city>` is kept and
 reused as a template). Then, for each worker count, in turn: a copy of that warehouse and a metadata
 database of its own, the api-server, scheduler, dag-processor and that many Celery workers (one task at a
-time each, on this run's own Redis queue) started natively by risk.orchestration.services, and the DAG triggered
+time each, on this run's own Redis queue) started natively by testbed.services, and the DAG triggered
 through the REST API for the last delivery day (a month of card events, that day's deaths and custody
 records): the night's load, detection and scoring in --parts parts, the report and the digests (to files).
 Wall time is the run's, from its start to its end as Airflow records them. --backfill: first the same for
@@ -40,7 +40,7 @@ from benchmarks import cities
 from benchmarks.ingest import PG_ADMIN, risk_run
 from risk.ingest import delivery
 from risk.orchestration.local import DAG_ID
-from risk.orchestration.services import CeleryWorkers, airflow_services, trigger_and_wait
+from testbed.services import CeleryWorkers, airflow_services, trigger_and_wait
 
 RUN_TIMEOUT = 4 * 3600.0
 

@@ -1,6 +1,6 @@
 """Two real Celery workers share the nightly run, as docker-compose.yaml deploys it (CeleryExecutor, Redis
 broker, PostgreSQL for Airflow's metadata, Celery's results and the warehouse), started natively by
-risk.orchestration.services beside the api-server, scheduler and dag-processor.
+testbed.services beside the api-server, scheduler and dag-processor.
 
 The run is triggered through the REST API; every task must succeed, both workers must have run tasks, one
 scoring task per part (each loads the model once for its counties), and the warehouse must hold
@@ -31,7 +31,7 @@ def broker() -> str:
     """Redis, as the workers will reach it (RISK_TEST_REDIS_URL, default the local server)."""
     import redis
 
-    from risk.orchestration.celery_workers import DEFAULT_BROKER
+    from testbed.celery_workers import DEFAULT_BROKER
 
     url = os.environ.get("RISK_TEST_REDIS_URL") or DEFAULT_BROKER
     try:
@@ -46,7 +46,7 @@ def broker() -> str:
 def test_two_celery_workers_share_the_night_and_leave_what_risk_run_leaves(
     broker: str, tmp_path: Path
 ) -> None:
-    from risk.orchestration.services import CeleryWorkers, airflow_services, trigger_and_wait
+    from testbed.services import CeleryWorkers, airflow_services, trigger_and_wait
 
     started = time.monotonic()
     landing = sample_landing(tmp_path / "landing")

@@ -1,7 +1,7 @@
 """The real Airflow processes schedule and run the nightly pipeline.
 
 `airflow api-server`, `scheduler` and `dag-processor` (LocalExecutor, metadata in a PostgreSQL database of
-their own) are started by risk.orchestration.services; the test unpauses `fund_risk_nightly`, triggers it
+their own) are started by testbed.services; the test unpauses `fund_risk_nightly`, triggers it
 through REST API v2 with a JWT from the simple auth manager, waits for the run, and checks that the
 PostgreSQL warehouse holds exactly the alerts `risk run` produces from the same landing. Every process
 started is gone afterwards, whatever happened.
@@ -29,7 +29,7 @@ def landing(tmp_path: Path) -> Path:
 
 
 def test_scheduler_runs_the_nightly_dag_triggered_through_the_rest_api(landing: Path, tmp_path: Path) -> None:
-    from risk.orchestration.services import airflow_services, trigger_and_wait
+    from testbed.services import airflow_services, trigger_and_wait
 
     started = time.monotonic()
     conf = {

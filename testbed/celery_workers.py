@@ -9,7 +9,7 @@ sharing one Redis never take each other's tasks. `worker_env` is what each worke
 (a task records it as its hostname, so that the REST API says which worker ran which task) and the port it
 serves its task logs on (two workers on one machine cannot share one).
 
-Like risk.orchestration.services, this module never imports airflow; `worker_hostname` is what Airflow's task
+Like testbed.services, this module never imports airflow; `worker_hostname` is what Airflow's task
 supervisor calls ([core] hostname_callable) inside a worker.
 """
 

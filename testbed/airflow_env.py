@@ -1,16 +1,19 @@
-"""How the locally started Airflow services are configured (risk.orchestration.services): every setting
+"""How the locally started Airflow services are configured (testbed.services): every setting
 through the environment, as Airflow reads it once at import; free ports; the command of each service."""
 from __future__ import annotations
 
+import os
 import secrets
 import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from risk.orchestration import celery_workers
-from risk.orchestration.celery_workers import CeleryWorkers
 from risk.orchestration.local import child_env
+from testbed import celery_workers
+from testbed.celery_workers import CeleryWorkers
+
+CHECKOUT = Path(__file__).resolve().parents[1]  # where testbed/ is: not installed with risk
 
 USERNAME = "admin"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
@@ -49,6 +52,8 @@ def services_env(
     env = child_env(home)
     env.update(
         {
+            # every Airflow process imports testbed.celery_workers.worker_hostname ([core] hostname_callable)
+            "PYTHONPATH": os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH", "")) if p),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             # a forking LocalExecutor starts `parallelism` workers at once (default 32)

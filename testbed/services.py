@@ -1,5 +1,5 @@
 """The real Airflow processes, started locally: `airflow api-server`, `scheduler` and `dag-processor`, and,
-for the CeleryExecutor, Celery workers (`airflow celery worker`, see risk.orchestration.celery_workers).
+for the CeleryExecutor, Celery workers (`airflow celery worker`, see testbed.celery_workers).
 
 `airflow_services(home, metadata_url, extra_env)` migrates the metadata DB, starts each service as a
 subprocess in a session of its own (output in `<home>/logs/<service>.log`), waits until the api-server
@@ -10,13 +10,13 @@ the base URL, a JWT from the simple auth manager, authenticated REST API v2 call
 (LocalExecutor or Celery workers, task supervisors and their tasks): SIGTERM, then SIGKILL after a
 timeout, also when the body raised.
 
-Configuration (risk.orchestration.airflow_env), all through the environment, as Airflow reads it once at import:
+Configuration (testbed.airflow_env), all through the environment, as Airflow reads it once at import:
 `risk.orchestration.local.child_env` (AIRFLOW_HOME, our dags folder, no examples, LocalExecutor, logs under
 home), the metadata DB at `metadata_url` (for PostgreSQL the async URL uses psycopg 3, which is installed,
 instead of Airflow's default asyncpg, which is not), the api-server on 127.0.0.1 at a free port, the
 execution API URL the LocalExecutor's tasks call, one JWT secret shared by every process, and one
 simple-auth-manager user (`admin`, role admin) whose password we write ourselves. With `celery=CeleryWorkers(…)`
-the executor is the CeleryExecutor (risk.orchestration.celery_workers.celery_env) and the workers start beside the
+the executor is the CeleryExecutor (testbed.celery_workers.celery_env) and the workers start beside the
 services.
 
 Like `risk.orchestration.local`, this module never imports airflow: Airflow runs only in the children.
@@ -40,8 +40,8 @@ from urllib.parse import quote
 import httpx
 
 from risk.errors import ServiceError
-from risk.orchestration import celery_workers
-from risk.orchestration.airflow_env import (
+from testbed import celery_workers
+from testbed.airflow_env import (
     PASSWORDS_FILE,
     USERNAME,
     async_metadata_url,
@@ -49,8 +49,8 @@ from risk.orchestration.airflow_env import (
     free_port,
     services_env,
 )
-from risk.orchestration.celery_workers import CeleryWorkers
-from risk.orchestration.processes import session_pids, signal_all, tail, task_name
+from testbed.celery_workers import CeleryWorkers
+from testbed.processes import session_pids, signal_all, tail, task_name
 
 SERVICES: tuple[str, ...] = ("api-server", "scheduler", "dag-processor")
 HEALTH_PATH = "/api/v2/monitor/health"
@@ -121,7 +121,7 @@ class AirflowServices:
         self._spawn(service, command(service, port), self.env)
 
     def start_workers(self, workers: CeleryWorkers) -> None:
-        """`workers.count` Celery workers, each named (see risk.orchestration.celery_workers), with its own log server port."""
+        """`workers.count` Celery workers, each named (see testbed.celery_workers), with its own log server port."""
         for name in workers.names:
             env = {**self.env, **celery_workers.worker_env(name, free_port())}
             self._spawn(name, celery_workers.worker_command(name, workers, self.home), env)
