@@ -140,9 +140,12 @@ def finish(conn: Connection, registered: Registered, as_of: date, budget: float 
 
 
 def _reason_words(reason, lang: str) -> str:
+    """The reason in words; a feature the catalogue does not know (a model trained on features since
+    renamed) still gets a plain sentence, with a warning. Any other error is a bug and is raised."""
     try:
         return describe(reason.feature, reason.value, reason.median, lang=lang)
-    except Exception:  # an unknown feature name still gets a plain sentence
+    except KeyError:
+        log.warning("feature %r has no words in the catalogue: shown by its name", reason.feature)
         return f"{reason.feature} = {reason.value:g} (median {reason.median:g})"
 
 
