@@ -32,7 +32,7 @@ from risk.domain import ESCALATION, OPEN, Action, Method, Role, Status, begins_w
 from risk.errors import NotAllowed
 from risk.orchestration.runs import BUSINESS_TZ
 from risk.settings import DEFAULT_SLA_DAYS
-from risk.words import both, codes, t, word
+from risk.words import both, t, word
 
 DISMISS_REASONS = {
     "lawful": "情形合法（属于法定例外）/ lawful: a legal exception applies",
@@ -52,8 +52,6 @@ TRANSITIONS: dict[Action, tuple[tuple[Status, ...], Status]] = {
     Action.DISMISS: ((Status.ACKNOWLEDGED, Status.INVESTIGATING), Status.DISMISSED),
     Action.CLOSE: ((Status.CONFIRMED,), Status.CLOSED),
 }
-# a status in Chinese, inside a sentence (the command line's; the refusals of `act` say it in both languages)
-STATUS_ZH = {s: t(f"lifecycle.status.{s}", "zh") for s in codes("lifecycle.status")}
 
 
 @dataclass(frozen=True)

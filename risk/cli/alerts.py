@@ -21,7 +21,6 @@ from risk.cli.common import (
     warehouse,
     write,
 )
-from risk.domain import Status
 
 app = typer.Typer(help="预警 / alerts", no_args_is_help=True)
 
@@ -74,10 +73,10 @@ def listing(
 
 def case_text(c: dict) -> str:
     """A case (risk.alerts.case) as `risk alerts show` prints it."""
-    from risk.alerts.lifecycle import STATUS_ZH
+    from risk.words import word
 
     lines = [f"预警 alert {c['alert_id']}  {c['title_zh'] + ' / ' + c['title_en'] if c['registered'] else c['rule']}",
-             f"状态 status: {STATUS_ZH.get(c['status'], c['status'])} ({c['status']})  严重程度 severity: {c['severity']}"
+             f"状态 status: {word('lifecycle.status', c['status'], 'zh')} ({c['status']})  严重程度 severity: {c['severity']}"
              f"  涉及金额 amount at risk: ¥{c['amount']}  首次发现 first seen: {c['first_seen']}",
              f"人员 person: {c['person']}  {c['name']}  村 village: {c['village_code']}"]
     if c["registered"]:
@@ -109,11 +108,12 @@ def show(
 
 def _act(alert_id: str, user: str, action: str, comment: str | None, reason: str | None, db: str | None) -> int:
     from risk.alerts import lifecycle as workflow
+    from risk.words import word
 
     with warehouse(db) as conn:
         to = workflow.act(conn, user, alert_id, action, comment=comment, reason=reason)
         left = workflow.balance(conn, user, alert_id) if to == "closed" else None
-    say(f"{alert_id}: {workflow.STATUS_ZH.get(Status(to), to)} ({to})")
+    say(f"{alert_id}: {word('lifecycle.status', to, 'zh')} ({to})")
     if left is not None and left.remaining_cents > 0:  # closed with money not recovered: said, and in the audit log
         say(f"注意 / note: {left.unrecovered_words()}")
     return 0
