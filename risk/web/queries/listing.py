@@ -19,11 +19,12 @@ from sqlalchemy import Connection, Select, and_, false, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from risk.alerts import lifecycle as workflow
+from risk.alerts.case import listed
 from risk.alerts.export import yuan
 from risk.alerts.lifecycle import User
 from risk.db.tables import alert, recipient, region
 from risk.detection import registry
-from risk.identity.numbers import mask_id, mask_name, try_normalise
+from risk.identity.numbers import try_normalise
 
 PAGE_SIZE = 25
 SEVERITIES = ("high", "medium", "low")
@@ -206,21 +207,9 @@ def page_of(conn: Connection, q: Select, wanted: int, size: int) -> tuple[int, i
 
 
 def row_of(r, today: date, unmasked: bool = False) -> dict:
-    """A listed alert as a page or an export shows it; `r` has `named`'s columns (LISTED, then the village's
-    and the person's names), read by position: an export turns a city's alerts into rows."""
-    (alert_id, rule, person_id, village_code, severity, status, cents, first_seen, level, raised_at,
-     snoozed_until, village_name, person_name) = r[:len(LISTED) + 2]
-    title_zh, title_en = titles(rule)
-    since = raised_at.date() if raised_at else date.fromisoformat(first_seen)
-    return {"alert_id": alert_id, "rule": rule, "title_zh": title_zh, "title_en": title_en,
-            "person": person_id if unmasked else mask_id(person_id),
-            "name": (person_name or "") if unmasked else mask_name(person_name or ""),
-            "village_code": village_code or "", "village_name": village_name or "",
-            "severity": severity, "status": status, "amount": yuan(cents), "amount_cents": cents,
-            "first_seen": first_seen, "level": level, "age_days": (today - since).days,
-            "snoozed_until": snoozed_until}
+    """A listed alert as a page or an export shows it (risk.alerts.case.listed); `r` has `named`'s columns
+    (LISTED, then the village's and the person's names), read by position: an export turns a city's alerts
+    into rows."""
+    return listed(*r[:len(LISTED) + 2], today=today, unmasked=unmasked)
 
 
-def titles(rule: str) -> tuple[str, str]:
-    """An alert's rule title (Chinese, English)."""
-    return registry.title(rule, "zh"), registry.title(rule, "en")

@@ -6,11 +6,12 @@ from datetime import date
 
 from sqlalchemy import Connection, func, select
 
+from risk.alerts.case import titles
 from risk.alerts.export import yuan
 from risk.alerts.lifecycle import User
 from risk.db.tables import alert, recovery, region
 from risk.identity.numbers import mask_id, mask_name
-from risk.web.queries.listing import AlertFilter, alerts_in, named, ordered, row_of, titles
+from risk.web.queries.listing import AlertFilter, alerts_in, named, ordered, row_of
 
 
 def counties(conn: Connection) -> list[tuple[str, str]]:
